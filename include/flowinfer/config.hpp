@@ -1,0 +1,81 @@
+// flowinfer pipeline configuration (pipeline.toml).
+//
+// Thread safety: load_config() is reentrant. A Config is a plain value: share it read-only
+// between threads, or copy it.
+//
+// The TOML keys, their defaults and their meaning are documented in README.md ("Config").
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace flowinfer {
+
+enum class Task { segmentation };
+enum class Precision { fp32, fp16, bf16 };
+enum class Activation { softmax, sigmoid, none };
+enum class Blend { average, weighted };
+enum class Compression { deflate, lzw, none };
+
+struct ModelConfig {
+    std::string name;            // output file stem: <output.dir>/<slide stem>/<name>.tif
+    std::string path;            // TorchScript file, absolute (resolved against the config's dir)
+    Task task = Task::segmentation;
+    int batch_size = 8;
+    // std::nullopt: fp32 on CPU, fp16 on CUDA.
+    std::optional<Precision> precision;
+    std::vector<float> mean{0.485f, 0.456f, 0.406f};  // per input channel, on x/255
+    std::vector<float> std{0.229f, 0.224f, 0.225f};
+    Activation activation = Activation::softmax;
+    Blend blend = Blend::average;
+};
+
+struct Config {
+    std::string source;  // the config file's path ("" when built in code); used in messages
+
+    // [input]
+    std::vector<std::string> slides;  // expanded: globs resolved, paths absolute, sorted per entry
+
+    // [output]
+    std::string output_dir;                        // absolute
+    Compression compression = Compression::deflate;
+    std::int64_t spill_mb = 256;  // lower pyramid levels kept in memory up to this, then a temp file
+
+    // [tiling]
+    int patch_size = 512;
+    int overlap = 64;
+    std::optional<double> mpp;  // at most one of mpp / level; neither: level 0
+    std::optional<int> level;
+    int sections = 2;      // patch rows per section (row band)
+    int subsections = 8;   // patch columns per subsection inside a section
+
+    // [runtime]
+    std::string device = "cpu";  // cpu | cuda | cuda:N
+    int readers = 4;
+    int max_in_flight = 256;
+    int threads = 0;        // TBB worker threads; 0: all cores
+    int torch_threads = 0;  // LibTorch intra-op threads; 0: derived (README)
+    int infer_slots = 0;    // concurrent infer calls; 0: 1 on CPU, 2 per GPU
+
+    // [[models]]
+    std::vector<ModelConfig> models;
+};
+
+// Reads and validates a pipeline TOML file. `overrides` are "dotted.key=value" strings
+// (the CLI's --set), parsed as TOML values (a bare word that is not valid TOML is taken
+// as a string). Throws ConfigError naming the file, the key and its line:column.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// Same, from TOML text; `source_name` is used in messages and relative paths resolve
+// against `base_dir`.
+Config parse_config(const std::string& toml_text, const std::string& source_name,
+                    const std::string& base_dir, const std::vector<std::string>& overrides = {});
+
+const char* to_string(Precision p) noexcept;
+const char* to_string(Activation a) noexcept;
+const char* to_string(Blend b) noexcept;
+const char* to_string(Task t) noexcept;
+
+}  // namespace flowinfer

@@ -1,0 +1,41 @@
+// Synthetic slides and TorchScript models made by flowinfer itself (demo, tests, benchmarks),
+// so a fresh machine needs no downloaded data and no Python.
+//
+// Thread safety: all functions are reentrant; concurrent calls must write different paths.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace flowinfer {
+
+struct SyntheticSlideSpec {
+    std::int64_t width = 8192;
+    std::int64_t height = 8192;
+    double mpp = 0.25;            // written as TIFF resolution tags; 0: none
+    std::uint32_t seed = 1;
+    double tissue_fraction = 0.5; // about this share of the area is tissue, the rest white
+    int jpeg_quality = 85;        // 0: deflate (lossless) instead of JPEG
+};
+
+// Writes an H&E-like generic tiled pyramidal TIFF (RGB, 256 tiles) that OpenSlide opens.
+void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec);
+
+// The RGB value write_synthetic_slide() puts at level-0 pixel (x, y) before compression
+// (lets tests compare against an independent computation with deflate slides).
+void synthetic_pixel(const SyntheticSlideSpec& spec, std::int64_t x, std::int64_t y,
+                     std::uint8_t rgb[3]);
+
+enum class DemoModel {
+    tissue,         // 2 classes: background / tissue (hand-set 3x3 convolutions)
+    pointwise_mean, // [1 - m, m], m = mean of the input channels; use mean 0, std 1
+    constant,       // every pixel [1 - v, v] with v = param
+    throw_after,    // pointwise_mean, but raises "flowinfer test model failure" on call param+1
+    wrong_rank,     // returns [B, H, W]
+    downscale,      // pointwise_mean average-pooled by `param` (output smaller than the patch)
+};
+
+// Builds the model with torch::jit::Module::define and saves it as TorchScript.
+void write_demo_model(const std::string& path, DemoModel kind, float param = 0.0f);
+
+}  // namespace flowinfer

@@ -1,0 +1,247 @@
+// flowinfer command line: run, demo, synth, make-model.
+#include <flowinfer/config.hpp>
+#include <flowinfer/demo.hpp>
+#include <flowinfer/errors.hpp>
+#include <flowinfer/pipeline.hpp>
+
+#include <fmt/format.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <unistd.h>
+#include <vector>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;
+
+const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
+
+usage:
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--quiet]
+      Runs every [[models]] entry over every slide of CONFIG; writes
+      <output.dir>/<slide>/<model>.tif and <output.dir>/summary.json.
+      --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
+  flowinfer demo [DIR]
+      Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
+      (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it.
+  flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q]
+      Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
+  flowinfer make-model OUT.pt --kind tissue|pointwise_mean|constant|throw_after|wrong_rank|downscale [--param X]
+      Writes a TorchScript model built without Python.
+  flowinfer --help | --version
+
+exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error
+)";
+
+struct Usage : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+std::string need_value(const std::vector<std::string>& a, std::size_t& i) {
+    if (i + 1 >= a.size()) throw Usage(fmt::format("{} needs a value", a[i]));
+    return a[++i];
+}
+
+double parse_number(const std::string& opt, const std::string& v) {
+    char* end = nullptr;
+    const double d = std::strtod(v.c_str(), &end);
+    if (v.empty() || *end) throw Usage(fmt::format("{}: '{}' is not a number", opt, v));
+    return d;
+}
+
+struct ProgressState {
+    bool tty = false;
+    bool quiet = false;
+    double last_line = -1e9;
+};
+
+void show_progress(const flowinfer::Progress& p, double elapsed, void* user) {
+    auto* st = static_cast<ProgressState*>(user);
+    if (st->quiet) return;
+    const double rate = elapsed > 0 ? p.patches_done / elapsed : 0.0;
+    const double eta = rate > 0 ? (p.patches_total - p.patches_done) / rate : 0.0;
+    const std::string line = fmt::format("patches {}/{}  {:.1f} patches/s  ETA {:.0f}s  slides done {}",
+                                         p.patches_done, p.patches_total, rate, eta, p.slides_done);
+    if (st->tty) {
+        std::fprintf(stderr, "\r%s\033[K", line.c_str());
+    } else if (elapsed - st->last_line >= 5.0) {
+        std::fprintf(stderr, "%s\n", line.c_str());
+        st->last_line = elapsed;
+    }
+    std::fflush(stderr);
+}
+
+int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
+    int failed = 0;
+    for (const auto& r : s.slides) {
+        if (r.ok) {
+            for (const auto& o : r.outputs)
+                std::printf("ok      %s -> %s (%lldx%lld)\n", r.path.c_str(), o.path.c_str(),
+                            static_cast<long long>(o.width), static_cast<long long>(o.height));
+        } else {
+            ++failed;
+            std::printf("failed  %s: %s\n", r.path.c_str(), r.error.c_str());
+        }
+    }
+    std::printf("%lld patches in %.2f s (%.1f patches/s); summary: %s\n", static_cast<long long>(s.patches),
+                s.wall_s, s.patches_per_s, (fs::path(cfg.output_dir) / "summary.json").c_str());
+    return failed ? kSlideFailed : kOk;
+}
+
+int cmd_run(const std::vector<std::string>& a) {
+    std::string config;
+    std::vector<std::string> overrides;
+    ProgressState progress;
+    progress.tty = isatty(STDERR_FILENO);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i] == "--set") overrides.push_back(need_value(a, i));
+        else if (a[i].rfind("--set=", 0) == 0) overrides.push_back(a[i].substr(6));
+        else if (a[i] == "--quiet" || a[i] == "-q") progress.quiet = true;
+        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
+        else if (config.empty()) config = a[i];
+        else throw Usage("run takes one config file");
+    }
+    if (config.empty()) throw Usage("run needs a config file");
+    const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
+    const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress);
+    if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
+    return report(s, cfg);
+}
+
+int cmd_demo(const std::vector<std::string>& a) {
+    if (a.size() > 1) throw Usage("demo takes at most one directory");
+    const fs::path dir = fs::absolute(a.empty() ? fs::path("flowinfer-demo") : fs::path(a[0]));
+    fs::create_directories(dir);
+    flowinfer::SyntheticSlideSpec spec;
+    spec.width = 8192;
+    spec.height = 6144;
+    spec.mpp = 0.25;
+    const fs::path slide = dir / "synthetic-he.tiff", model = dir / "tissue.pt", toml = dir / "pipeline.toml";
+    std::printf("demo: writing %s (%lldx%lld, %.2f um/px)\n", slide.c_str(), static_cast<long long>(spec.width),
+                static_cast<long long>(spec.height), spec.mpp);
+    flowinfer::write_synthetic_slide(slide.string(), spec);
+    std::printf("demo: building %s (TorchScript, no Python)\n", model.c_str());
+    flowinfer::write_demo_model(model.string(), flowinfer::DemoModel::tissue);
+    std::ofstream(toml) << R"([input]
+slides = ["synthetic-he.tiff"]
+
+[output]
+dir = "out"
+
+[tiling]
+patch_size = 256
+overlap = 32
+mpp = 0.5
+
+[runtime]
+device = "cpu"
+readers = 2
+max_in_flight = 64
+
+[[models]]
+name = "tissue"
+path = "tissue.pt"
+task = "segmentation"
+batch_size = 8
+mean = [0.485, 0.456, 0.406]
+std = [0.229, 0.224, 0.225]
+activation = "softmax"
+)";
+    std::printf("demo: running %s\n", toml.c_str());
+    const int rc = cmd_run({toml.string()});
+    std::printf("demo: the tissue probability map is %s (open it with QuPath or openslide)\n",
+                (dir / "out" / "synthetic-he" / "tissue.tif").c_str());
+    return rc;
+}
+
+int cmd_synth(const std::vector<std::string>& a) {
+    flowinfer::SyntheticSlideSpec spec;
+    std::string out;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i] == "--width") spec.width = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
+        else if (a[i] == "--height") spec.height = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
+        else if (a[i] == "--mpp") spec.mpp = parse_number(a[i], need_value(a, i));
+        else if (a[i] == "--seed") spec.seed = static_cast<std::uint32_t>(parse_number(a[i], need_value(a, i)));
+        else if (a[i] == "--tissue") spec.tissue_fraction = parse_number(a[i], need_value(a, i));
+        else if (a[i] == "--quality") spec.jpeg_quality = static_cast<int>(parse_number(a[i], need_value(a, i)));
+        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
+        else if (out.empty()) out = a[i];
+        else throw Usage("synth takes one output path");
+    }
+    if (out.empty()) throw Usage("synth needs an output path");
+    if (spec.width < 1 || spec.height < 1) throw Usage("--width and --height must be positive");
+    if (spec.jpeg_quality < 0 || spec.jpeg_quality > 100) throw Usage("--quality must be 0..100");
+    flowinfer::write_synthetic_slide(out, spec);
+    std::printf("%s\n", out.c_str());
+    return kOk;
+}
+
+int cmd_make_model(const std::vector<std::string>& a) {
+    std::string out, kind;
+    float param = 0.0f;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i] == "--kind") kind = need_value(a, i);
+        else if (a[i] == "--param") param = static_cast<float>(parse_number(a[i], need_value(a, i)));
+        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
+        else if (out.empty()) out = a[i];
+        else throw Usage("make-model takes one output path");
+    }
+    using flowinfer::DemoModel;
+    const std::pair<const char*, DemoModel> kinds[] = {
+        {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
+        {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
+        {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale}};
+    if (out.empty()) throw Usage("make-model needs an output path");
+    for (const auto& [name, k] : kinds) {
+        if (kind == name) {
+            flowinfer::write_demo_model(out, k, param);
+            std::printf("%s\n", out.c_str());
+            return kOk;
+        }
+    }
+    throw Usage(fmt::format("make-model: --kind '{}' is not one of tissue, pointwise_mean, constant, "
+                            "throw_after, wrong_rank, downscale", kind));
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty()) {
+        std::fputs(kHelp, stderr);
+        return kUsage;
+    }
+    const std::string cmd = args.front();
+    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    try {
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            std::fputs(kHelp, stdout);
+            return kOk;
+        }
+        if (cmd == "--version") {
+            std::printf("flowinfer %s\n", FLOWINFER_VERSION);
+            return kOk;
+        }
+        if (cmd == "run") return cmd_run(rest);
+        if (cmd == "demo") return cmd_demo(rest);
+        if (cmd == "synth") return cmd_synth(rest);
+        if (cmd == "make-model") return cmd_make_model(rest);
+        throw Usage("unknown command '" + cmd + "'");
+    } catch (const Usage& e) {
+        std::fprintf(stderr, "flowinfer: %s\n(see flowinfer --help)\n", e.what());
+        return kUsage;
+    } catch (const flowinfer::ConfigError& e) {
+        std::fprintf(stderr, "flowinfer: config error: %s\n", e.what());
+        return kUsage;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "\nflowinfer: error: %s\n", e.what());
+        return kSlideFailed;
+    }
+}

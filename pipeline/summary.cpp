@@ -1,0 +1,63 @@
+#include <flowinfer/pipeline.hpp>
+
+#include <fmt/format.h>
+
+#include <cmath>
+
+namespace flowinfer {
+
+namespace {
+
+std::string quote(const std::string& s) {
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+            case '"': out += "\\\""; break;
+            case '\\': out += "\\\\"; break;
+            case '\n': out += "\\n"; break;
+            case '\r': out += "\\r"; break;
+            case '\t': out += "\\t"; break;
+            default:
+                if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+                else out += static_cast<char>(c);
+        }
+    }
+    return out + "\"";
+}
+
+std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
+
+}  // namespace
+
+std::string summary_json(const RunSummary& s) {
+    std::string j = "{\n  \"slides\": [";
+    for (std::size_t i = 0; i < s.slides.size(); ++i) {
+        const SlideResult& r = s.slides[i];
+        j += i ? ",\n    {" : "\n    {";
+        j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), r.ok ? "\"ok\"" : "\"failed\"");
+        if (!r.ok) j += fmt::format("\"error\": {}, ", quote(r.error));
+        j += fmt::format("\"patches\": {}, \"wall_s\": {}, \"outputs\": [", r.patches, number(r.wall_s));
+        for (std::size_t k = 0; k < r.outputs.size(); ++k) {
+            const OutputInfo& o = r.outputs[k];
+            j += fmt::format("{}{{\"model\": {}, \"kind\": {}, \"path\": {}, \"width\": {}, \"height\": {}, "
+                             "\"downsample\": {}}}",
+                             k ? ", " : "", quote(o.model), quote(o.kind), quote(o.path), o.width, o.height,
+                             number(o.downsample));
+        }
+        j += "]}";
+    }
+    j += s.slides.empty() ? "],\n" : "\n  ],\n";
+    j += fmt::format("  \"patches\": {},\n  \"wall_s\": {},\n  \"patches_per_s\": {},\n", s.patches,
+                     number(s.wall_s), number(s.patches_per_s));
+    j += fmt::format("  \"peak_in_flight\": {},\n  \"stages\": {{", s.peak_in_flight);
+    bool first = true;
+    for (const auto& [name, st] : s.stages) {
+        j += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}}}", first ? "" : ",", quote(name),
+                         number(st.busy_s), st.items);
+        first = false;
+    }
+    j += "\n  }\n}\n";
+    return j;
+}
+
+}  // namespace flowinfer

@@ -1,0 +1,59 @@
+// batch_collect stage: groups a slide's patches into batches of `batch_size`.
+//
+// Normalize writes each patch straight into a slot of the batch buffer it reserved from the
+// BatchAssembler (no per-patch float copy); batch_collect counts the filled slots and sends
+// a batch on once all its slots are written. A slide's last batch holds fewer slots; it is
+// flushed as soon as its last patch is normalized.
+//
+// Thread safety: BatchAssembler::reserve() is thread-safe (one mutex, held for a few
+// instructions). BatchCollect::operator() must run serially (its node has concurrency 1).
+#pragma once
+
+#include "stages/messages.hpp"
+#include "stages/stage_stats.hpp"
+
+#include <map>
+#include <mutex>
+#include <optional>
+
+namespace flowinfer {
+
+class Model;
+
+struct Slot {
+    BatchPtr batch;
+    int index = 0;
+};
+
+class BatchAssembler {
+public:
+    BatchAssembler(const Model& model, int batch_size, int patch_size)
+        : model_(&model), batch_size_(batch_size), patch_size_(patch_size) {}
+    Slot reserve(const SlidePtr& ctx, const PatchKey& key);
+
+private:
+    struct Open {
+        BatchPtr batch;
+        int reserved = 0;
+    };
+    BatchPtr make_batch(const SlidePtr& ctx) const;
+
+    const Model* model_;
+    int batch_size_;
+    int patch_size_;
+    std::mutex mu_;
+    std::map<std::uint32_t, Open> open_;                    // slide index -> open batch
+    std::map<std::uint32_t, std::uint64_t> reserved_total_;  // slide index -> slots handed out
+};
+
+class BatchCollect {
+public:
+    explicit BatchCollect(StageCounter& counter) : counter_(&counter) {}
+    // The batch when this slot completed it.
+    std::optional<BatchPtr> operator()(const SlotFilled& s) const;
+
+private:
+    StageCounter* counter_;
+};
+
+}  // namespace flowinfer

@@ -1,0 +1,22 @@
+#include "stages/context.hpp"
+
+#include "stages/stitch.hpp"
+
+namespace flowinfer {
+
+SlideContext::SlideContext() = default;
+SlideContext::~SlideContext() = default;
+
+void SlideContext::fail(const std::string& message) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failed_.load(std::memory_order_relaxed)) return;
+    error_ = message;
+    failed_.store(true, std::memory_order_release);
+}
+
+std::string SlideContext::error() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return error_;
+}
+
+}  // namespace flowinfer

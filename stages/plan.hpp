@@ -1,0 +1,35 @@
+// plan stage: opens a slide, lays out its patches and starts its cursor.
+//
+// Thread safety: operator() is const and may run concurrently for different slides.
+#pragma once
+
+#include "stages/messages.hpp"
+#include "stages/stage_stats.hpp"
+
+#include <flowinfer/config.hpp>
+#include <flowinfer/pipeline.hpp>
+
+#include <atomic>
+
+namespace flowinfer {
+
+// Either a cursor over the slide's patches, or (cursor == nullptr) the failed result of a
+// slide that could not be opened or planned.
+struct PlanOutcome {
+    CursorPtr cursor;
+    SlideResult failure;
+};
+
+class PlanStage {
+public:
+    PlanStage(const Config& cfg, StageCounter& counter, std::atomic<std::int64_t>& patches_total)
+        : cfg_(&cfg), counter_(&counter), total_(&patches_total) {}
+    PlanOutcome operator()(const SlideJob& job) const;
+
+private:
+    const Config* cfg_;
+    StageCounter* counter_;
+    std::atomic<std::int64_t>* total_;
+};
+
+}  // namespace flowinfer

@@ -1,0 +1,116 @@
+#include "stages/read_region.hpp"
+
+#include <flowinfer/errors.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace flowinfer {
+
+namespace {
+
+// Per output pixel, the source pixels it covers and their coverage weights along one axis.
+struct AxisWeights {
+    std::vector<std::int64_t> first;  // first source index per output pixel
+    std::vector<int> count;
+    std::vector<float> w;             // count[i] weights per pixel, back to back, summing to 1
+    std::vector<std::size_t> offset;
+};
+
+AxisWeights axis_weights(double origin, double scale, int n, std::int64_t src_len) {
+    AxisWeights a;
+    a.first.resize(n);
+    a.count.resize(n);
+    a.offset.resize(n);
+    for (int i = 0; i < n; ++i) {
+        const double lo = origin + i * scale, hi = lo + scale;
+        std::int64_t s0 = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::floor(lo)));
+        std::int64_t s1 = std::min<std::int64_t>(src_len, static_cast<std::int64_t>(std::ceil(hi)));
+        if (s1 <= s0) s1 = std::min<std::int64_t>(src_len, s0 + 1);
+        a.first[i] = s0;
+        a.count[i] = static_cast<int>(s1 - s0);
+        a.offset[i] = a.w.size();
+        double total = 0;
+        for (std::int64_t s = s0; s < s1; ++s) {
+            const double cover = std::min<double>(hi, s + 1) - std::max<double>(lo, s);
+            a.w.push_back(static_cast<float>(std::max(cover, 0.0)));
+            total += std::max(cover, 0.0);
+        }
+        for (int k = 0; k < a.count[i]; ++k) a.w[a.offset[i] + k] /= total > 0 ? total : 1;
+    }
+    return a;
+}
+
+}  // namespace
+
+void area_resize(const std::uint8_t* src, std::int64_t sw, std::int64_t sh, double ox, double oy,
+                 double scale, int n, std::uint8_t* dst) {
+    const AxisWeights ax = axis_weights(ox, scale, n, sw);
+    const AxisWeights ay = axis_weights(oy, scale, n, sh);
+    // Horizontal pass into floats for every source row, then vertical: separable box filter.
+    std::vector<float> rows(static_cast<std::size_t>(sh) * n * 3);
+    for (std::int64_t y = 0; y < sh; ++y) {
+        const std::uint8_t* in = src + y * sw * 3;
+        float* out = &rows[static_cast<std::size_t>(y) * n * 3];
+        for (int i = 0; i < n; ++i) {
+            float acc[3] = {0, 0, 0};
+            for (int k = 0; k < ax.count[i]; ++k) {
+                const float w = ax.w[ax.offset[i] + k];
+                const std::uint8_t* p = in + (ax.first[i] + k) * 3;
+                acc[0] += w * p[0];
+                acc[1] += w * p[1];
+                acc[2] += w * p[2];
+            }
+            out[3 * i] = acc[0];
+            out[3 * i + 1] = acc[1];
+            out[3 * i + 2] = acc[2];
+        }
+    }
+    for (int j = 0; j < n; ++j) {
+        std::uint8_t* out = dst + static_cast<std::size_t>(j) * n * 3;
+        for (int i = 0; i < n * 3; ++i) {
+            float acc = 0;
+            for (int k = 0; k < ay.count[j]; ++k)
+                acc += ay.w[ay.offset[j] + k] * rows[static_cast<std::size_t>(ay.first[j] + k) * n * 3 + i];
+            out[i] = static_cast<std::uint8_t>(std::clamp(std::lround(acc), 0L, 255L));
+        }
+    }
+}
+
+Patch ReadRegion::operator()(const PatchTask& task) const {
+    BusyScope busy(*counter_);
+    Patch patch{task.ctx, task.key, {}};
+    const SlideContext& ctx = *task.ctx;
+    if (ctx.failed()) return patch;
+    const SlidePlan& plan = ctx.plan;
+    const int n = plan.patch_size;
+    thread_local std::vector<std::uint32_t> argb;
+    thread_local std::vector<std::uint8_t> region;
+    try {
+        patch.rgb.resize(static_cast<std::size_t>(n) * n * 3);
+        const double ds = plan.level_downsample;
+        if (plan.resize == 1.0) {
+            argb.resize(static_cast<std::size_t>(n) * n);
+            ctx.slide->read_rgb(std::llround(task.key.x * ds), std::llround(task.key.y * ds), plan.level,
+                                n, n, argb.data(), patch.rgb.data());
+            return patch;
+        }
+        // Footprint on the read level, widened to whole pixels.
+        const double fx = task.key.x * plan.resize, fy = task.key.y * plan.resize;
+        const std::int64_t x0 = static_cast<std::int64_t>(std::floor(fx));
+        const std::int64_t y0 = static_cast<std::int64_t>(std::floor(fy));
+        const std::int64_t span = static_cast<std::int64_t>(std::ceil(n * plan.resize)) + 1;
+        argb.resize(static_cast<std::size_t>(span * span));
+        region.resize(static_cast<std::size_t>(span * span * 3));
+        ctx.slide->read_rgb(std::llround(x0 * ds), std::llround(y0 * ds), plan.level, span, span,
+                            argb.data(), region.data());
+        area_resize(region.data(), span, span, fx - x0, fy - y0, plan.resize, n, patch.rgb.data());
+    } catch (const SlideError& e) {
+        task.ctx->fail(e.what());
+        patch.rgb.clear();
+    }
+    return patch;
+}
+
+}  // namespace flowinfer

@@ -1,0 +1,31 @@
+// read_region stage: reads one patch from OpenSlide as RGB on the working grid.
+//
+// Thread safety: operator() is const and runs on `runtime.readers` threads at once; the
+// slide handle is shared (OpenSlide is thread-safe) and scratch buffers are per thread.
+//
+// When the plan resizes (no level at the requested mpp), the patch's footprint on the read
+// level is read and shrunk with area averaging: each output pixel is the mean of the level
+// pixels it covers, fractional coverage weighted, as an anti-aliased downscale must be.
+#pragma once
+
+#include "stages/messages.hpp"
+#include "stages/stage_stats.hpp"
+
+namespace flowinfer {
+
+class ReadRegion {
+public:
+    explicit ReadRegion(StageCounter& counter) : counter_(&counter) {}
+    Patch operator()(const PatchTask& task) const;
+
+private:
+    StageCounter* counter_;
+};
+
+// Area-averaging resize of an RGB region: `src` is sw x sh pixels whose origin lies at
+// (ox, oy) level pixels (fractional) before the first output pixel's footprint; output is
+// n x n pixels, each covering `scale` x `scale` level pixels. Exposed for tests.
+void area_resize(const std::uint8_t* src, std::int64_t sw, std::int64_t sh, double ox, double oy,
+                 double scale, int n, std::uint8_t* dst);
+
+}  // namespace flowinfer

@@ -1,0 +1,30 @@
+// write stage: hands finished output tiles to the slide's pyramidal TIFF writer and, once
+// every tile the stitch stage sent has arrived, finishes the file and emits the slide's
+// result. Messages may arrive in any order: the end marker carries the tile count.
+//
+// Thread safety: operator() must run serially (its node has concurrency 1).
+#pragma once
+
+#include "stages/messages.hpp"
+#include "stages/stage_stats.hpp"
+
+#include <flowinfer/pipeline.hpp>
+
+#include <atomic>
+#include <optional>
+
+namespace flowinfer {
+
+class WriteStage {
+public:
+    WriteStage(StageCounter& counter, std::atomic<std::int64_t>& slides_done)
+        : counter_(&counter), slides_done_(&slides_done) {}
+    std::optional<SlideResult> operator()(const WriteMsg& m) const;
+
+private:
+    SlideResult finish(SlideContext& ctx) const;
+    StageCounter* counter_;
+    std::atomic<std::int64_t>* slides_done_;
+};
+
+}  // namespace flowinfer

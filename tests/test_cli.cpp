@@ -1,0 +1,181 @@
+// The flowinfer command line: exit codes and messages for good and bad input.
+#define BOOST_TEST_MODULE test_cli
+#include <boost/test/unit_test.hpp>
+
+#include "tests/test_support.hpp"
+
+#include <flowinfer/demo.hpp>
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+namespace fs = std::filesystem;
+using namespace flowinfer;
+
+namespace {
+
+const std::string kCli = FLOWINFER_CLI;
+
+struct Fixture {
+    fit::TempDir dir;
+    Fixture() { write_demo_model(dir / "mean.pt", DemoModel::pointwise_mean); }
+
+    // A config over `slide` with the model at `model`; `extra` is appended verbatim.
+    std::string config(const std::string& slide, const std::string& model = "mean.pt",
+                       const std::string& extra = "") {
+        const std::string path = dir / "pipeline.toml";
+        fit::write_text(path, fmt::format(R"([input]
+slides = ["{}"]
+[output]
+dir = "out"
+[tiling]
+patch_size = 256
+overlap = 16
+[runtime]
+readers = 2
+max_in_flight = 16
+torch_threads = 1
+[[models]]
+name = "mean"
+path = "{}"
+batch_size = 4
+mean = [0, 0, 0]
+std = [1, 1, 1]
+activation = "none"
+{})", slide, model, extra));
+        return path;
+    }
+    fit::CmdResult run(const std::string& args) { return fit::run_cmd(kCli + " " + args); }
+    bool contains(const fit::CmdResult& r, const std::string& what) {
+        const bool ok = r.output.find(what) != std::string::npos;
+        BOOST_TEST_MESSAGE("exit " << r.exit_code << ": " << r.output);
+        if (!ok) BOOST_TEST_MESSAGE("output was: " << r.output);
+        return ok;
+    }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_SUITE(cli, Fixture)
+
+BOOST_AUTO_TEST_CASE(help_and_version) {
+    auto r = run("--help");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(contains(r, "flowinfer run CONFIG.toml"));
+    r = run("--version");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(contains(r, "flowinfer 0."));
+    r = run("frobnicate");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "unknown command"));
+    r = run("");
+    BOOST_TEST(r.exit_code == 2);
+}
+
+BOOST_AUTO_TEST_CASE(run_ok_writes_summary) {
+    auto r = run("run " + config(fit::shared_slide("CMU-1-Small-Region.svs")) + " --quiet");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(contains(r, "ok "));
+    const std::string summary = fit::read_text(dir / "out/summary.json");
+    BOOST_TEST(summary.find("\"status\": \"ok\"") != std::string::npos);
+    BOOST_TEST(summary.find("\"patches_per_s\"") != std::string::npos);
+    BOOST_TEST(summary.find("\"read_region\": {\"busy_s\"") != std::string::npos);
+    BOOST_TEST(fs::exists(dir / "out/CMU-1-Small-Region/mean.tif"));
+}
+
+BOOST_AUTO_TEST_CASE(set_overrides_a_key) {
+    // patch_size 128 with overlap 0 on 2220x2967: 18 x 24 patches.
+    auto r = run("run " + config(fit::shared_slide("CMU-1-Small-Region.svs")) +
+                 " --quiet --set tiling.patch_size=128 --set tiling.overlap=0");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(contains(r, "432 patches"));
+    r = run("run " + config(fit::shared_slide("CMU-1-Small-Region.svs")) + " --set tiling.overlap=999");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "tiling.overlap"));
+}
+
+BOOST_AUTO_TEST_CASE(missing_slide_fails_with_its_name) {
+    auto r = run("run " + config(dir / "nope.svs") + " --quiet");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "nope.svs"));
+    BOOST_TEST(contains(r, "file not found"));
+    const std::string summary = fit::read_text(dir / "out/summary.json");
+    BOOST_TEST(summary.find("\"status\": \"failed\"") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(each_negative_slide_fails_cleanly) {
+    for (const char* name : {"unopenable.tiff", "unreadable.svs", "smalltif.tif"}) {
+        auto r = run("run " + config(fit::shared_slide(std::string("negative/") + name)) + " --quiet");
+        BOOST_TEST(r.exit_code == 1, name);
+        BOOST_TEST(contains(r, name));
+        BOOST_TEST(contains(r, "failed"));
+        const std::string stem = fs::path(name).stem().string();
+        BOOST_TEST(!fs::exists(dir / ("out/" + stem + "/mean.tif")), name);
+        BOOST_TEST(!fs::exists(dir / ("out/" + stem + "/mean.tif.partial")), name);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(small_slide_works) {
+    auto r = run("run " + config(fit::shared_slide("small.svs")) + " --quiet");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(fs::exists(dir / "out/small/mean.tif"));
+}
+
+BOOST_AUTO_TEST_CASE(bad_model_files) {
+    const std::string slide = fit::shared_slide("small.svs");
+    auto r = run("run " + config(slide, "absent.pt") + " --quiet");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "absent.pt"));
+    fit::write_text(dir / "garbage.pt", "this is not a TorchScript archive");
+    r = run("run " + config(slide, "garbage.pt") + " --quiet");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "garbage.pt"));
+    write_demo_model(dir / "rank.pt", DemoModel::wrong_rank);
+    r = run("run " + config(slide, "rank.pt") + " --quiet");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "rank 3"));
+    BOOST_TEST(!fs::exists(dir / "out/small/mean.tif"));
+}
+
+BOOST_AUTO_TEST_CASE(model_that_throws_mid_slide) {
+    write_demo_model(dir / "throw.pt", DemoModel::throw_after, 5);
+    auto r = run("run " + config(fit::shared_slide("CMU-1-Small-Region.svs"), "throw.pt") + " --quiet");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "flowinfer test model failure"));
+    BOOST_TEST(!fs::exists(dir / "out/CMU-1-Small-Region/mean.tif"));
+    BOOST_TEST(!fs::exists(dir / "out/CMU-1-Small-Region/mean.tif.partial"));
+}
+
+BOOST_AUTO_TEST_CASE(config_errors_exit_2_with_position) {
+    const std::string slide = fit::shared_slide("small.svs");
+    // TOML syntax error: line 19 is the appended text.
+    auto r = run("run " + config(slide, "mean.pt", "blend = [1,"));
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "pipeline.toml:"));
+    // Unknown key, with its line:column.
+    r = run("run " + config(slide, "mean.pt", "bach_size = 3"));
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "models[0].bach_size"));
+    BOOST_TEST(contains(r, "pipeline.toml:19:13"));
+    // Wrong type.
+    r = run("run " + config(slide, "mean.pt", "blend = 3"));
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "blend"));
+    r = run("run " + (dir / "absent.toml"));
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "absent.toml"));
+}
+
+BOOST_AUTO_TEST_CASE(make_model_and_synth_commands) {
+    auto r = run("synth " + (dir / "s.tiff") + " --width 700 --height 500 --quality 0");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(fit::read_level(dir / "s.tiff", 0).width == 700);
+    r = run("make-model " + (dir / "c.pt") + " --kind constant --param 0.25");
+    BOOST_TEST(r.exit_code == 0);
+    r = run("make-model " + (dir / "c.pt") + " --kind nonsense");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "nonsense"));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

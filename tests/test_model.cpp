@@ -1,0 +1,417 @@
+#define BOOST_TEST_MODULE test_model
+#include <boost/test/unit_test.hpp>
+
+#include "stages/model.hpp"
+#include "tests/test_support.hpp"
+
+#include <flowinfer/demo.hpp>
+#include <flowinfer/errors.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <fstream>
+#include <memory>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+using namespace flowinfer;
+
+namespace {
+
+ModelConfig config(const std::string& path, Activation activation = Activation::none) {
+    ModelConfig cfg;
+    cfg.name = "m";
+    cfg.path = path;
+    cfg.activation = activation;
+    return cfg;
+}
+
+std::string demo(const fit::TempDir& dir, const std::string& file, DemoModel kind, float param = 0) {
+    std::string path = dir / file;
+    write_demo_model(path, kind, param);
+    return path;
+}
+
+std::vector<float> random_input(int n, int h, int w, float lo, float hi, unsigned seed = 7) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    std::vector<float> v(static_cast<std::size_t>(n) * 3 * h * w);
+    for (float& x : v) x = dist(rng);
+    return v;
+}
+
+// Channel mean at (b, y, x) of an [n, 3, h, w] buffer, computed independently of torch.
+double channel_mean(const std::vector<float>& in, int h, int w, int b, int y, int x) {
+    double sum = 0;
+    for (int c = 0; c < 3; ++c) sum += in[((static_cast<std::size_t>(b) * 3 + c) * h + y) * w + x];
+    return sum / 3.0;
+}
+
+float at(const ModelOutput& o, int b, int c, int y, int x) {
+    return o.data[((static_cast<std::size_t>(b) * o.c + c) * o.h + y) * o.w + x];
+}
+
+// [n, 3, h, w] of one RGB colour, normalized like the demo pipeline (x/255, ImageNet mean/std).
+std::vector<float> imagenet_patch(int n, int h, int w, const int rgb[3]) {
+    const float mean[3] = {0.485f, 0.456f, 0.406f};
+    const float sd[3] = {0.229f, 0.224f, 0.225f};
+    std::vector<float> v(static_cast<std::size_t>(n) * 3 * h * w);
+    for (int b = 0; b < n; ++b)
+        for (int c = 0; c < 3; ++c)
+            for (int i = 0; i < h * w; ++i)
+                v[(static_cast<std::size_t>(b) * 3 + c) * h * w + i] = (rgb[c] / 255.0f - mean[c]) / sd[c];
+    return v;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+    return text.find(part) != std::string::npos;
+}
+
+// Only these two messages mean "no GPU here"; any other ModelError is a real failure.
+bool is_no_cuda(const ModelError& e) {
+    return contains(e.what(), "no CUDA support") || contains(e.what(), "no CUDA GPU is available");
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(pointwise_mean_matches_independent_computation) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "pm.pt", DemoModel::pointwise_mean)), "cpu", 0, 0);
+    const int n = 3, h = 16, w = 12;
+    auto in = random_input(n, h, w, 0.0f, 1.0f);
+    ModelOutput out = model.run(in.data(), n, h, w, 0);
+    BOOST_TEST(out.n == n);
+    BOOST_TEST(out.c == 2);
+    BOOST_TEST(out.h == h);
+    BOOST_TEST(out.w == w);
+    BOOST_REQUIRE_EQUAL(out.data.size(), static_cast<std::size_t>(n * 2 * h * w));
+    double worst = 0;
+    for (int b = 0; b < n; ++b)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                double m = channel_mean(in, h, w, b, y, x);
+                worst = std::max(worst, std::abs(at(out, b, 0, y, x) - (1 - m)));
+                worst = std::max(worst, std::abs(at(out, b, 1, y, x) - m));
+            }
+    BOOST_TEST(worst < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(activations_match_hand_computation) {
+    fit::TempDir dir;
+    std::string path = demo(dir, "pm.pt", DemoModel::pointwise_mean);
+    const int n = 2, h = 8, w = 8;
+    // Wide range so softmax / sigmoid are far from linear.
+    auto in = random_input(n, h, w, -4.0f, 4.0f, 11);
+    Model softmax(config(path, Activation::softmax), "cpu", 0, 0);
+    Model sigmoid(config(path, Activation::sigmoid), "cpu", 0, 0);
+    Model none(config(path, Activation::none), "cpu", 0, 0);
+    ModelOutput os = softmax.run(in.data(), n, h, w, 0);
+    ModelOutput og = sigmoid.run(in.data(), n, h, w, 0);
+    ModelOutput on = none.run(in.data(), n, h, w, 0);
+    double worst = 0;
+    for (int b = 0; b < n; ++b)
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) {
+                double m = channel_mean(in, h, w, b, y, x);
+                double l0 = 1 - m, l1 = m;
+                double p1 = std::exp(l1) / (std::exp(l0) + std::exp(l1));
+                worst = std::max(worst, std::abs(at(os, b, 0, y, x) - (1 - p1)));
+                worst = std::max(worst, std::abs(at(os, b, 1, y, x) - p1));
+                worst = std::max(worst, std::abs(at(og, b, 0, y, x) - 1 / (1 + std::exp(-l0))));
+                worst = std::max(worst, std::abs(at(og, b, 1, y, x) - 1 / (1 + std::exp(-l1))));
+                worst = std::max(worst, std::abs(at(on, b, 0, y, x) - l0));
+                worst = std::max(worst, std::abs(at(on, b, 1, y, x) - l1));
+            }
+    BOOST_TEST(worst < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(constant_model_fills_every_pixel) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "c.pt", DemoModel::constant, 0.3f)), "cpu", 0, 0);
+    const int n = 2, h = 5, w = 7;
+    auto in = random_input(n, h, w, 0.0f, 1.0f);
+    ModelOutput out = model.run(in.data(), n, h, w, 0);
+    BOOST_REQUIRE_EQUAL(out.data.size(), static_cast<std::size_t>(n * 2 * h * w));
+    for (int b = 0; b < n; ++b)
+        for (int i = 0; i < h * w; ++i) {
+            BOOST_TEST(at(out, b, 0, i / w, i % w) == 0.7f, boost::test_tools::tolerance(1e-6f));
+            BOOST_TEST(at(out, b, 1, i / w, i % w) == 0.3f, boost::test_tools::tolerance(1e-6f));
+        }
+}
+
+BOOST_AUTO_TEST_CASE(downscale_output_is_block_means) {
+    fit::TempDir dir;
+    const int k = 4, n = 2, h = 16, w = 8;
+    Model model(config(demo(dir, "d.pt", DemoModel::downscale, k)), "cpu", 0, 0);
+    auto in = random_input(n, h, w, 0.0f, 1.0f, 3);
+    ModelOutput out = model.run(in.data(), n, h, w, 0);
+    BOOST_TEST(out.n == n);
+    BOOST_TEST(out.c == 2);
+    BOOST_TEST(out.h == h / k);
+    BOOST_TEST(out.w == w / k);
+    double worst = 0;
+    for (int b = 0; b < n; ++b)
+        for (int by = 0; by < h / k; ++by)
+            for (int bx = 0; bx < w / k; ++bx) {
+                double sum = 0;
+                for (int y = by * k; y < (by + 1) * k; ++y)
+                    for (int x = bx * k; x < (bx + 1) * k; ++x) sum += channel_mean(in, h, w, b, y, x);
+                double m = sum / (k * k);
+                worst = std::max(worst, std::abs(at(out, b, 1, by, bx) - m));
+                worst = std::max(worst, std::abs(at(out, b, 0, by, bx) - (1 - m)));
+            }
+    BOOST_TEST(worst < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(downscale_by_a_non_dividing_factor_is_rejected) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "d.pt", DemoModel::downscale, 4)), "cpu", 0, 0);
+    auto in = random_input(1, 18, 18, 0.0f, 1.0f);
+    try {
+        model.run(in.data(), 1, 18, 18, 0);
+        BOOST_FAIL("expected ModelError");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(contains(e.what(), "integer factor"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(wrong_rank_output_is_a_model_error) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "r.pt", DemoModel::wrong_rank)), "cpu", 0, 0);
+    auto in = random_input(8, 64, 64, 0.0f, 1.0f);
+    try {
+        model.run(in.data(), 8, 64, 64, 0);
+        BOOST_FAIL("expected ModelError");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(e.model() == "m");
+        BOOST_TEST(contains(e.what(), "rank 3"));
+        BOOST_TEST(contains(e.what(), "[8, 64, 64]"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(throw_after_fails_on_the_third_call) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "t.pt", DemoModel::throw_after, 2)), "cpu", 0, 0);
+    auto in = random_input(1, 4, 4, 0.0f, 1.0f);
+    BOOST_CHECK_NO_THROW(model.run(in.data(), 1, 4, 4, 0));
+    ModelOutput second = model.run(in.data(), 1, 4, 4, 0);
+    BOOST_TEST(std::abs(at(second, 0, 1, 0, 0) - channel_mean(in, 4, 4, 0, 0, 0)) < 1e-5);
+    try {
+        model.run(in.data(), 1, 4, 4, 0);
+        BOOST_FAIL("expected ModelError on the third call");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(e.model() == "m");
+        BOOST_TEST(contains(e.what(), "flowinfer test model failure"));
+        BOOST_TEST(contains(e.what(), "forward failed"));
+        const std::string what = e.what();
+        BOOST_TEST(contains(what.substr(0, what.find('\n')), "flowinfer test model failure"));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(missing_and_garbage_files_name_the_path) {
+    fit::TempDir dir;
+    std::string missing = dir / "no-such-model.pt";
+    try {
+        Model model(config(missing), "cpu", 0, 0);
+        BOOST_FAIL("expected ModelError");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(contains(e.what(), missing));
+    }
+    std::string garbage = dir / "garbage.pt";
+    fit::write_text(garbage, "this is not a TorchScript archive\n");
+    try {
+        Model model(config(garbage), "cpu", 0, 0);
+        BOOST_FAIL("expected ModelError");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(contains(e.what(), garbage));
+    }
+}
+
+BOOST_AUTO_TEST_CASE(demo_models_are_torchscript_zip_archives) {
+    fit::TempDir dir;
+    for (auto kind : {DemoModel::tissue, DemoModel::pointwise_mean, DemoModel::constant,
+                      DemoModel::throw_after, DemoModel::wrong_rank, DemoModel::downscale}) {
+        std::string path = demo(dir, "z.pt", kind, 2);
+        std::ifstream f(path, std::ios::binary);
+        char magic[4] = {};
+        f.read(magic, 4);
+        BOOST_TEST((magic[0] == 'P' && magic[1] == 'K' && magic[2] == 3 && magic[3] == 4));
+        BOOST_CHECK_NO_THROW(Model(config(path), "cpu", 0, 0));
+    }
+    BOOST_CHECK_THROW(write_demo_model(dir / "bad.pt", DemoModel::downscale, 0.0f), Error);
+}
+
+BOOST_AUTO_TEST_CASE(cuda_on_a_cpu_only_build_is_a_model_error) {
+    fit::TempDir dir;
+    std::string path = demo(dir, "pm.pt", DemoModel::pointwise_mean);
+    try {
+        Model model(config(path), "cuda", 0, 0);
+        BOOST_TEST_MESSAGE("CUDA is available here; nothing to reject");
+    } catch (const ModelError& e) {
+        BOOST_TEST_MESSAGE(e.what());
+        BOOST_TEST(is_no_cuda(e));
+    }
+    BOOST_CHECK_THROW(Model(config(path), "gpu", 0, 0), ModelError);
+    BOOST_CHECK_THROW(Model(config(path), "cuda:x", 0, 0), ModelError);
+}
+
+BOOST_AUTO_TEST_CASE(half_precision_on_cpu_is_a_model_error) {
+    fit::TempDir dir;
+    ModelConfig cfg = config(demo(dir, "pm.pt", DemoModel::pointwise_mean));
+    for (Precision p : {Precision::fp16, Precision::bf16}) {
+        cfg.precision = p;
+        try {
+            Model model(cfg, "cpu", 0, 0);
+            BOOST_FAIL("expected ModelError");
+        } catch (const ModelError& e) {
+            BOOST_TEST_MESSAGE(e.what());
+            BOOST_TEST(contains(e.what(), "needs device cuda"));
+        }
+    }
+    cfg.precision = Precision::fp32;
+    BOOST_CHECK_NO_THROW(Model(cfg, "cpu", 0, 0));
+}
+
+BOOST_AUTO_TEST_CASE(device_info_and_torch_threads) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "pm.pt", DemoModel::pointwise_mean)), "cpu", 2, 0);
+    BOOST_TEST(model.info().torch_threads == 2);
+    BOOST_TEST(model.info().device == "cpu");
+    BOOST_TEST(model.info().precision == "fp32");
+    BOOST_TEST(model.info().slots == 1);
+    BOOST_TEST(model.slots() == 1);
+    BOOST_TEST(model.name() == "m");
+    auto in = random_input(1, 4, 4, 0.0f, 1.0f);
+    BOOST_CHECK_THROW(model.run(in.data(), 1, 4, 4, 1), ModelError);
+    BOOST_CHECK_THROW(model.run(in.data(), 1, 4, 4, -1), ModelError);
+}
+
+BOOST_AUTO_TEST_CASE(concurrent_slots_give_the_same_results) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "t.pt", DemoModel::tissue), Activation::softmax), "cpu", 0, 2);
+    BOOST_REQUIRE_EQUAL(model.slots(), 2);
+    const int n = 2, h = 32, w = 32;
+    auto in = random_input(n, h, w, -2.0f, 2.5f, 5);
+    ModelOutput reference = model.run(in.data(), n, h, w, 0);
+    std::vector<ModelOutput> results(2);
+    std::vector<std::thread> threads;
+    for (int slot = 0; slot < 2; ++slot)
+        threads.emplace_back([&, slot] {
+            for (int i = 0; i < 5; ++i) results[slot] = model.run(in.data(), n, h, w, slot);
+        });
+    for (auto& t : threads) t.join();
+    for (const auto& r : results) BOOST_TEST(r.data == reference.data);
+}
+
+BOOST_AUTO_TEST_CASE(tissue_model_separates_pink_and_purple_from_white) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "t.pt", DemoModel::tissue), Activation::softmax), "cpu", 0, 0);
+    const int h = 16, w = 16;
+    const int pink[3] = {230, 150, 200}, purple[3] = {120, 80, 160}, white[3] = {245, 245, 245},
+              paper[3] = {235, 232, 238};
+    auto p_tissue = [&](const int rgb[3], float& lo, float& hi) {
+        auto in = imagenet_patch(1, h, w, rgb);
+        ModelOutput out = model.run(in.data(), 1, h, w, 0);
+        BOOST_REQUIRE_EQUAL(out.c, 2);
+        lo = 1, hi = 0;
+        for (int i = 0; i < h * w; ++i) {
+            float p = at(out, 0, 1, i / w, i % w);
+            lo = std::min(lo, p), hi = std::max(hi, p);
+            BOOST_REQUIRE(std::abs(p + at(out, 0, 0, i / w, i % w) - 1) < 1e-5);
+        }
+    };
+    float lo, hi;
+    p_tissue(pink, lo, hi);
+    BOOST_TEST_MESSAGE("pink p(tissue) in [" << lo << ", " << hi << "]");
+    BOOST_TEST(lo > 0.5f);
+    p_tissue(purple, lo, hi);
+    BOOST_TEST_MESSAGE("purple p(tissue) in [" << lo << ", " << hi << "]");
+    BOOST_TEST(lo > 0.5f);
+    p_tissue(white, lo, hi);
+    BOOST_TEST_MESSAGE("white p(tissue) in [" << lo << ", " << hi << "]");
+    BOOST_TEST(hi < 0.5f);
+    p_tissue(paper, lo, hi);
+    BOOST_TEST_MESSAGE("off-white p(tissue) in [" << lo << ", " << hi << "]");
+    BOOST_TEST(hi < 0.5f);
+
+    // Left half white, right half pink: the 3x3 smoothing must not leak past one pixel, and
+    // the zero padding at the patch border must not turn white corners into tissue.
+    auto white_in = imagenet_patch(1, h, w, white);
+    auto pink_in = imagenet_patch(1, h, w, pink);
+    for (int c = 0; c < 3; ++c)
+        for (int y = 0; y < h; ++y)
+            for (int x = w / 2; x < w; ++x) white_in[(c * h + y) * w + x] = pink_in[(c * h + y) * w + x];
+    ModelOutput mixed = model.run(white_in.data(), 1, h, w, 0);
+    for (int y = 0; y < h; ++y) {
+        for (int x = 0; x < w / 2 - 1; ++x) BOOST_TEST(at(mixed, 0, 1, y, x) < 0.5f);
+        for (int x = w / 2 + 1; x < w; ++x) BOOST_TEST(at(mixed, 0, 1, y, x) > 0.5f);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(host_buffer_is_writable) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "pm.pt", DemoModel::pointwise_mean)), "cpu", 0, 0);
+    const std::size_t count = 3 * 64 * 64 * 4;
+    std::shared_ptr<float> a = model.host_buffer(count);
+    std::shared_ptr<float> b = model.host_buffer(count);
+    BOOST_REQUIRE(a);
+    BOOST_TEST(a.get() != b.get());
+    for (std::size_t i = 0; i < count; ++i) a.get()[i] = static_cast<float>(i % 97) / 97.0f;
+    double sum = 0;
+    for (std::size_t i = 0; i < count; ++i) sum += a.get()[i];
+    BOOST_TEST(sum > 0);
+    BOOST_TEST(a.get()[count - 1] == static_cast<float>((count - 1) % 97) / 97.0f);
+    ModelOutput out = model.run(a.get(), 4, 64, 64, 0);
+    BOOST_TEST(out.n == 4);
+}
+
+BOOST_AUTO_TEST_CASE(cuda_fp16_matches_fp32, *boost::unit_test::label("gpu")) {
+    fit::TempDir dir;
+    for (auto kind : {DemoModel::tissue, DemoModel::pointwise_mean}) {
+        std::string path = demo(dir, "g.pt", kind);
+        ModelConfig cfg32 = config(path, Activation::softmax);
+        cfg32.precision = Precision::fp32;
+        ModelConfig cfg16 = cfg32;
+        cfg16.precision = Precision::fp16;
+        std::unique_ptr<Model> gpu32;
+        try {
+            gpu32 = std::make_unique<Model>(cfg32, "cuda", 0, 0);
+        } catch (const ModelError& e) {
+            if (!is_no_cuda(e)) throw;
+            BOOST_TEST_MESSAGE("skipped: " << e.what());
+            return;
+        }
+        Model gpu16(cfg16, "cuda", 0, 0);
+        Model cpu(cfg32, "cpu", 0, 0);
+        BOOST_TEST(gpu32->slots() == 2);
+        BOOST_TEST(gpu16.info().precision == "fp16");
+        BOOST_TEST(gpu16.info().device == "cuda:0");
+        const int n = 4, h = 64, w = 64;
+        auto src = random_input(n, h, w, -2.0f, 2.5f, 9);
+        std::shared_ptr<float> in = gpu32->host_buffer(src.size());
+        std::copy(src.begin(), src.end(), in.get());
+        for (int slot = 0; slot < 2; ++slot) {
+            ModelOutput o32 = gpu32->run(in.get(), n, h, w, slot);
+            ModelOutput o16 = gpu16.run(in.get(), n, h, w, slot);
+            ModelOutput oc = cpu.run(src.data(), n, h, w, 0);
+            BOOST_REQUIRE_EQUAL(o32.data.size(), oc.data.size());
+            BOOST_REQUIRE_EQUAL(o16.data.size(), oc.data.size());
+            double d16 = 0, dcpu = 0;
+            for (std::size_t i = 0; i < oc.data.size(); ++i) {
+                d16 = std::max(d16, static_cast<double>(std::abs(o16.data[i] - o32.data[i])));
+                dcpu = std::max(dcpu, static_cast<double>(std::abs(oc.data[i] - o32.data[i])));
+            }
+            BOOST_TEST_MESSAGE("max |fp16 - fp32| " << d16 << ", max |cpu - cuda fp32| " << dcpu);
+            BOOST_TEST(d16 < 1e-2);
+            BOOST_TEST(dcpu < 1e-4);
+        }
+    }
+}
