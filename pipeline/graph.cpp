@@ -22,6 +22,8 @@
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include <tbb/global_control.h>
+
 #include <algorithm>
 #include <thread>
 
@@ -166,8 +168,25 @@ std::map<std::string, StageStats> SlidePipeline::stats() const {
         StageStats& s = m[kStages[i]];
         s.busy_s = impl_->counters[i].busy_ns.load() * 1e-9;
         s.items = impl_->counters[i].items.load();
+        s.peak_concurrency = impl_->counters[i].peak_running.load();
     }
     return m;
+}
+
+RuntimeInfo SlidePipeline::runtime() const {
+    const Config& cfg = impl_->cfg;
+    const DeviceInfo& d = impl_->model.info();
+    RuntimeInfo r;
+    r.device = d.device;
+    r.precision = d.precision;
+    r.readers = cfg.readers;
+    r.threads = static_cast<int>(
+        tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+    r.torch_threads = d.torch_threads;
+    r.infer_slots = impl_->model.slots();
+    r.max_in_flight = cfg.max_in_flight;
+    r.batch_size = cfg.models.front().batch_size;
+    return r;
 }
 
 Progress SlidePipeline::progress() const {

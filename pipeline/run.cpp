@@ -12,6 +12,7 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <sys/resource.h>
 #include <thread>
 
 namespace fs = std::filesystem;
@@ -114,6 +115,7 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user) {
         if (progress) progress(pipeline.progress(), elapsed(), user);
         summary.stages = pipeline.stats();
         summary.peak_in_flight = pipeline.progress().peak_in_flight;
+        summary.runtime = pipeline.runtime();
     }  // the pipeline's destruction removes partial outputs of unfinished slides
 
     std::string why = "not processed: the run was cancelled";
@@ -138,6 +140,8 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user) {
         }
     }
     summary.wall_s = elapsed();
+    rusage usage{};
+    if (getrusage(RUSAGE_SELF, &usage) == 0) summary.peak_rss_mb = usage.ru_maxrss / 1024.0;
     summary.patches_per_s = summary.wall_s > 0 ? summary.patches / summary.wall_s : 0.0;
     write_atomically((fs::path(cfg.output_dir) / "summary.json").string(), summary_json(summary));
     if (failure) std::rethrow_exception(failure);

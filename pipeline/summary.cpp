@@ -49,11 +49,18 @@ std::string summary_json(const RunSummary& s) {
     j += s.slides.empty() ? "],\n" : "\n  ],\n";
     j += fmt::format("  \"patches\": {},\n  \"wall_s\": {},\n  \"patches_per_s\": {},\n", s.patches,
                      number(s.wall_s), number(s.patches_per_s));
-    j += fmt::format("  \"peak_in_flight\": {},\n  \"stages\": {{", s.peak_in_flight);
+    const RuntimeInfo& rt = s.runtime;
+    j += fmt::format("  \"peak_in_flight\": {},\n  \"peak_rss_mb\": {},\n", s.peak_in_flight,
+                     number(s.peak_rss_mb));
+    j += fmt::format("  \"runtime\": {{\"device\": {}, \"precision\": {}, \"readers\": {}, \"threads\": {}, "
+                     "\"torch_threads\": {}, \"infer_slots\": {}, \"max_in_flight\": {}, \"batch_size\": {}}},\n",
+                     quote(rt.device), quote(rt.precision), rt.readers, rt.threads, rt.torch_threads,
+                     rt.infer_slots, rt.max_in_flight, rt.batch_size);
+    j += "  \"stages\": {";
     bool first = true;
     for (const auto& [name, st] : s.stages) {
-        j += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}}}", first ? "" : ",", quote(name),
-                         number(st.busy_s), st.items);
+        j += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}}}",
+                         first ? "" : ",", quote(name), number(st.busy_s), st.items, st.peak_concurrency);
         first = false;
     }
     j += "\n  }\n}\n";

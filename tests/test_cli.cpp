@@ -138,6 +138,19 @@ BOOST_AUTO_TEST_CASE(bad_model_files) {
     BOOST_TEST(!fs::exists(dir / "out/small/mean.tif"));
 }
 
+BOOST_AUTO_TEST_CASE(device_and_precision_this_build_cannot_serve) {
+    const std::string slide = fit::shared_slide("small.svs");
+    auto r = run("run " + config(slide) + " --quiet --set runtime.device=cuda");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST((contains(r, "no CUDA support") || contains(r, "no CUDA GPU")));
+    r = run("run " + config(slide) + " --quiet --set models.0.precision=fp16");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "fp16"));
+    r = run("run " + config(slide) + " --quiet --set runtime.device=tpu");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "runtime.device"));
+}
+
 BOOST_AUTO_TEST_CASE(model_that_throws_mid_slide) {
     write_demo_model(dir / "throw.pt", DemoModel::throw_after, 5);
     auto r = run("run " + config(fit::shared_slide("CMU-1-Small-Region.svs"), "throw.pt") + " --quiet");

@@ -12,6 +12,8 @@
 
 #include <fmt/format.h>
 
+#include <tiffio.h>
+
 #include <cmath>
 #include <filesystem>
 
@@ -71,8 +73,12 @@ std::string output_of(const RunSummary& s, std::size_t i = 0) {
 // The oracle: every output pixel equals the mean of R, G, B of the slide's own pixels at
 // the working resolution (area-averaged by `shrink`), within +-3, except the last row and
 // column.
-void check_mean_oracle(const std::string& slide, const std::string& output, int shrink) {
-    const fit::Image src = fit::read_level(slide, 0);
+// `expect` maps the mean grey level (0..255) to the expected output value.
+double identity(double v) { return v; }
+
+void check_mean_oracle(const std::string& slide, const std::string& output, int shrink, int level = 0,
+                       double (*expect)(double) = identity) {
+    const fit::Image src = fit::read_level(slide, level);
     const fit::Image out = fit::read_level(output, 0);
     BOOST_TEST(out.width == src.width / shrink);
     BOOST_TEST(out.height == src.height / shrink);
@@ -86,7 +92,7 @@ void check_mean_oracle(const std::string& slide, const std::string& output, int 
                     const std::uint8_t* p = src.at(x * shrink + dx, y * shrink + dy);
                     acc += (p[0] + p[1] + p[2]) / 3.0;
                 }
-            const int want = int(std::lround(acc / (shrink * shrink)));
+            const int want = int(std::lround(expect(acc / (shrink * shrink))));
             const int got = out.at(x, y)[0];
             worst = std::max(worst, std::abs(got - want));
             bad += std::abs(got - want) > 3;
@@ -271,6 +277,116 @@ BOOST_AUTO_TEST_CASE(embedding_the_composite_node_in_a_user_graph) {
     }
     BOOST_TEST(pipeline.progress().patches_done == pipeline.progress().patches_total);
     BOOST_TEST(pipeline.stats().at("infer").items == 3 * 2 + 1);  // 600x500 at 256: 3x2 patches
+}
+
+// Every config key changes what comes out: one case per key not covered above.
+
+BOOST_AUTO_TEST_CASE(key_output_compression) {
+    const std::string slide = synthetic("compress.tiff", 700, 600);
+    const std::pair<Compression, int> cases[] = {
+        {Compression::deflate, COMPRESSION_ADOBE_DEFLATE}, {Compression::lzw, COMPRESSION_LZW},
+        {Compression::none, COMPRESSION_NONE}};
+    for (auto [key, tag] : cases) {
+        Config c = config({slide}, model(DemoModel::pointwise_mean));
+        c.compression = key;
+        c.output_dir = dir / fmt::format("out-{}", tag);
+        const std::string out = output_of(run(c));
+        TIFF* t = TIFFOpen(out.c_str(), "r");
+        BOOST_REQUIRE(t);
+        std::uint16_t got = 0;
+        TIFFGetField(t, TIFFTAG_COMPRESSION, &got);
+        TIFFClose(t);
+        BOOST_TEST(got == tag);
+    }
+}
+
+BOOST_AUTO_TEST_CASE(key_output_spill_mb) {
+    // Spilling every lower-level tile to the temporary file gives the same pyramid.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean));
+    const std::string in_memory = output_of(run(c));
+    c.spill_mb = 0;
+    c.output_dir = dir / "out-spill";
+    const std::string spilled = output_of(run(c));
+    BOOST_REQUIRE_EQUAL(fit::level_count(in_memory), fit::level_count(spilled));
+    for (int l = 0; l < fit::level_count(spilled); ++l)
+        BOOST_TEST(fit::read_level(in_memory, l).rgb == fit::read_level(spilled, l).rgb);
+}
+
+BOOST_AUTO_TEST_CASE(key_tiling_level) {
+    const std::string slide = synthetic("pyr.tiff", 2048, 1536);
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 256, 32);
+    c.level = 1;
+    const RunSummary s = run(c);
+    BOOST_TEST(s.slides.at(0).outputs.at(0).downsample == 2.0, boost::test_tools::tolerance(1e-9));
+    BOOST_TEST(s.slides[0].outputs[0].width == 1024);
+    check_mean_oracle(slide, output_of(s), 1, 1);
+}
+
+BOOST_AUTO_TEST_CASE(key_tiling_sections_and_subsections_keep_the_output) {
+    // The walk order (tested in test_plan) must not change a single output pixel.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 256, 40);
+    c.sections = 1;
+    c.subsections = 1;
+    const std::string a = output_of(run(c));
+    c.sections = 5;
+    c.subsections = 3;
+    c.output_dir = dir / "out-b";
+    const std::string b = output_of(run(c));
+    BOOST_TEST(fit::read_level(a, 0).rgb == fit::read_level(b, 0).rgb);
+}
+
+BOOST_AUTO_TEST_CASE(key_models_mean_and_std) {
+    // (x/255 - 0) / 2: the pointwise model then outputs half the grey level.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean));
+    c.models[0].std = {2, 2, 2};
+    check_mean_oracle(slide, output_of(run(c)), 1, 0, [](double v) { return v / 2; });
+    // (x/255 - 0.5) / 0.5 = 2x - 1, clamped to [0, 1] by the 8-bit output.
+    c.models[0].std = {0.5, 0.5, 0.5};
+    c.models[0].mean = {0.5, 0.5, 0.5};
+    c.output_dir = dir / "out-b";
+    check_mean_oracle(slide, output_of(run(c)), 1, 0,
+                      [](double v) { return 255 * std::clamp(2 * v / 255 - 1, 0.0, 1.0); });
+}
+
+BOOST_AUTO_TEST_CASE(key_models_activation) {
+    const std::string slide = synthetic("act.tiff", 700, 600);
+    Config c = config({slide}, model(DemoModel::pointwise_mean));
+    c.models[0].activation = Activation::softmax;  // softmax([1-m, m])[1] = 1 / (1 + e^(1-2m))
+    check_mean_oracle(slide, output_of(run(c)), 1, 0,
+                      [](double v) { return 255 / (1 + std::exp(1 - 2 * v / 255)); });
+    c.models[0].activation = Activation::sigmoid;  // sigmoid(m) on channel 1
+    c.output_dir = dir / "out-b";
+    check_mean_oracle(slide, output_of(run(c)), 1, 0,
+                      [](double v) { return 255 / (1 + std::exp(-v / 255)); });
+}
+
+BOOST_AUTO_TEST_CASE(key_runtime_threads_readers_slots) {
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 128, 0);
+    c.readers = 1;
+    c.torch_threads = 2;
+    c.infer_slots = 1;
+    RunSummary s = run(c);
+    BOOST_TEST(s.stages.at("read_region").peak_concurrency == 1);
+    BOOST_TEST(s.runtime.readers == 1);
+    BOOST_TEST(s.runtime.torch_threads == 2);
+    BOOST_TEST(s.runtime.infer_slots == 1);
+    BOOST_TEST(s.runtime.device == "cpu");
+    BOOST_TEST(s.runtime.precision == "fp32");
+    // One TBB thread: no two node bodies of any stage ever run at once.
+    c.threads = 1;
+    c.readers = 4;
+    c.torch_threads = 1;
+    c.output_dir = dir / "out-b";
+    s = run(c);
+    BOOST_TEST(s.runtime.threads == 1);
+    BOOST_TEST(s.runtime.torch_threads == 1);
+    for (const auto& [name, st] : s.stages) BOOST_TEST(st.peak_concurrency == 1, name);
+    const std::string json = fit::read_text(dir / "out-b/summary.json");
+    BOOST_TEST(json.find("\"threads\": 1") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

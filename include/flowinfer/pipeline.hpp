@@ -54,6 +54,19 @@ struct SlideResult {
 struct StageStats {
     double busy_s = 0.0;  // summed over the stage's concurrent bodies
     std::int64_t items = 0;
+    int peak_concurrency = 0;  // most bodies of the stage seen running at once
+};
+
+// The settings in effect (defaults resolved), as reported in summary.json.
+struct RuntimeInfo {
+    std::string device;
+    std::string precision;
+    int readers = 0;
+    int threads = 0;        // TBB worker threads available
+    int torch_threads = 0;  // LibTorch intra-op threads
+    int infer_slots = 0;
+    int max_in_flight = 0;
+    int batch_size = 0;
 };
 
 struct Progress {
@@ -70,6 +83,8 @@ struct RunSummary {
     double patches_per_s = 0.0;
     std::map<std::string, StageStats> stages;  // plan, read_region, normalize, ...
     std::int64_t peak_in_flight = 0;
+    double peak_rss_mb = 0.0;  // of the whole process, at the end of the run
+    RuntimeInfo runtime;
 };
 
 class SlidePipeline
@@ -82,6 +97,7 @@ public:
 
     std::map<std::string, StageStats> stats() const;
     Progress progress() const;
+    RuntimeInfo runtime() const;
 
 private:
     struct Impl;
