@@ -25,6 +25,7 @@
 #include <cctype>
 #include <cstring>
 #include <exception>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +102,11 @@ std::string shape_string(const at::Tensor& t) {
 
 torch::jit::Module load_module(const std::string& model, const std::string& path,
                                const c10::Device& device) {
+    std::error_code ec;
+    if (!std::filesystem::is_regular_file(path, ec))
+        throw ModelError(model, fmt::format("cannot load TorchScript file '{}': {}", path,
+                                            std::filesystem::exists(path, ec) ? "not a regular file"
+                                                                              : "file not found"));
     try {
         return torch::jit::load(path, device);
     } catch (const c10::Error& e) {

@@ -27,6 +27,18 @@ std::vector<int> cover_counts(const std::vector<std::int64_t>& pos, int scale, i
     return cover;
 }
 
+// Sum of the window over the patches covering each output pixel along one axis.
+std::vector<float> axis_weights(const std::vector<std::int64_t>& pos, int scale,
+                                const std::vector<float>& window, std::int64_t extent) {
+    std::vector<float> sum(static_cast<std::size_t>(extent), 0.0f);
+    for (std::int64_t p : pos) {
+        const std::int64_t lo = p / scale;
+        for (std::size_t i = 0; i < window.size() && lo + std::int64_t(i) < extent; ++i)
+            sum[static_cast<std::size_t>(lo) + i] += window[i];
+    }
+    return sum;
+}
+
 std::vector<float> blend_window(Blend blend, int len, int overlap) {
     std::vector<float> w(static_cast<std::size_t>(len), 1.0f);
     if (blend == Blend::weighted) {
@@ -72,6 +84,8 @@ void Stitch::start_slide(SlideContext& ctx, const ModelOutput& out) const {
     st->col_cover = cover_counts(plan.xs, st->scale, st->out_patch, st->width, st->tiles_x);
     st->row_cover = cover_counts(plan.ys, st->scale, st->out_patch, st->height, st->tiles_y);
     st->window = blend_window(model.blend, st->out_patch, plan.overlap / st->scale);
+    st->weight_x = axis_weights(plan.xs, st->scale, st->window, st->width);
+    st->weight_y = axis_weights(plan.ys, st->scale, st->window, st->height);
 
     OutputInfo& info = ctx.output;
     info.model = model.name;
@@ -112,9 +126,8 @@ void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data
         for (std::int64_t tx = ox / T; tx * T < x_end; ++tx) {
             const std::int64_t id = ty * st.tiles_x + tx;
             StitchState::Acc& acc = st.open[id];
-            if (acc.weight.empty()) {
+            if (acc.sum.empty()) {
                 acc.sum.assign(static_cast<std::size_t>(st.acc_channels) * T * T, 0.0f);
-                acc.weight.assign(static_cast<std::size_t>(T) * T, 0.0f);
                 st.peak_open = std::max(st.peak_open, st.open.size());
             }
             const std::int64_t y0 = std::max(oy, ty * T), y1 = std::min(y_end, (ty + 1) * T);
@@ -131,7 +144,6 @@ void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data
                     for (int a = 0; a < st.acc_channels; ++a)
                         acc.sum[a * static_cast<std::size_t>(T) * T + at] +=
                             wgt * data[(first_ch + a) * plane + src];
-                    acc.weight[at] += wgt;
                 }
             }
             if (++acc.received < st.col_cover[tx] * st.row_cover[ty]) continue;
@@ -142,8 +154,9 @@ void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data
             msg.ty = ty;
             msg.tile.assign(static_cast<std::size_t>(T) * T, 0);
             for (std::size_t i = 0; i < msg.tile.size(); ++i) {
-                const float wsum = acc.weight[i];
-                if (wsum <= 0.0f) continue;  // outside the image
+                const std::int64_t x = tx * T + std::int64_t(i % T), y = ty * T + std::int64_t(i / T);
+                if (x >= st.width || y >= st.height) continue;  // outside the image
+                const float wsum = st.weight_x[static_cast<std::size_t>(x)] * st.weight_y[static_cast<std::size_t>(y)];
                 if (st.acc_channels == 1) {
                     const float v = std::clamp(acc.sum[i] / wsum, 0.0f, 1.0f);
                     msg.tile[i] = static_cast<std::uint8_t>(std::lround(v * 255.0f));

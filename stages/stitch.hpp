@@ -13,7 +13,7 @@
 // palette.
 //
 // Memory: only tiles that some, but not all, of their patches have reached are held: about
-// the output width times (section height + overlap), float per model channel used.
+// the output width times (section height + overlap), one float per pixel (C <= 2) or C.
 //
 // Thread safety: operator() must run serially (its node has concurrency 1).
 #pragma once
@@ -40,10 +40,12 @@ struct StitchState {
     std::int64_t tiles_x = 0, tiles_y = 0;
     std::vector<int> col_cover, row_cover;  // patches that cover each tile column / row
     std::vector<float> window;              // per output-patch pixel, along one axis
+    // Patches lie on a grid and the window is separable, so the blend weight summed over all
+    // patches at (x, y) is weight_x[x] * weight_y[y]: no per-pixel weight needs storing.
+    std::vector<float> weight_x, weight_y;
 
     struct Acc {
-        std::vector<float> sum;     // acc_channels * T * T
-        std::vector<float> weight;  // T * T
+        std::vector<float> sum;  // acc_channels * T * T, weighted
         int received = 0;
     };
     std::unordered_map<std::int64_t, Acc> open;

@@ -41,7 +41,7 @@ struct Config {
     // [output]
     std::string output_dir;                        // absolute
     Compression compression = Compression::deflate;
-    std::int64_t spill_mb = 256;  // lower pyramid levels kept in memory up to this, then a temp file
+    std::int64_t spill_mb = 64;  // lower pyramid levels kept in memory up to this, then a temp file
 
     // [tiling]
     int patch_size = 512;
