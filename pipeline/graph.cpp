@@ -17,7 +17,7 @@
 #include "stages/plan.hpp"
 #include "stages/read_region.hpp"
 #include "stages/stitch.hpp"
-#include "stages/write_stage.hpp"
+#include "stages/write.hpp"
 
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>

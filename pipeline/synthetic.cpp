@@ -2,7 +2,7 @@
 // computed in any order and in parallel, and tests can recompute any pixel independently.
 #include <flowinfer/demo.hpp>
 
-#include "stages/write.hpp"
+#include "stages/tiff_writer.hpp"
 
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>

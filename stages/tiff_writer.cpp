@@ -1,0 +1,500 @@
+#include "stages/tiff_writer.hpp"
+
+#include <flowinfer/errors.hpp>
+
+#include <fmt/format.h>
+#include <tiffio.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdarg>
+#include <cstdio>
+#include <cstring>
+#include <unordered_map>
+#include <fcntl.h>
+#include <unistd.h>
+
+namespace flowinfer {
+
+namespace {
+
+struct LevelGeom {
+    std::int64_t width = 0, height = 0;
+    std::int64_t tiles_x = 0, tiles_y = 0;  // on the layout.tile grid used while building
+    // Tile size in the file. OpenSlide 3.4.1 with libtiff >= 4.5 garbles every tile of a
+    // directory whose tile is wider or taller than the image (TIFFRGBAImageGet now clamps
+    // the raster to the image size, OpenSlide still assumes a full tile), so a level smaller
+    // than a tile in one dimension gets a smaller tile: the largest multiple of 16 that fits.
+    int file_tw = 0, file_th = 0;
+    std::int64_t tile_count() const { return tiles_x * tiles_y; }
+    bool regular(int tile) const { return file_tw == tile && file_th == tile; }
+};
+
+int file_tile(std::int64_t extent, int tile) {
+    if (extent >= tile) return tile;
+    return static_cast<int>(std::max<std::int64_t>(16, extent / 16 * 16));
+}
+
+// A finished lower-level tile: either held in memory or at `offset` in the spill file.
+struct StoredTile {
+    std::vector<std::uint8_t> data;
+    std::int64_t offset = -1;
+    bool present = false;
+};
+
+// A lower-level tile still receiving its children's quadrants.
+struct PartialTile {
+    std::vector<std::uint8_t> data;
+    int received = 0;
+};
+
+// libtiff reports through callbacks; keep the first message so the OutputError says what
+// went wrong, and return 1 so nothing is printed to stderr behind the caller's back.
+int capture_error(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
+    auto* msg = static_cast<std::string*>(user);
+    if (msg->empty()) {
+        char buf[1024];
+        std::vsnprintf(buf, sizeof buf, fmt, ap);
+        *msg = module && *module ? fmt::format("{}: {}", module, buf) : std::string(buf);
+    }
+    return 1;
+}
+
+int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
+
+}  // namespace
+
+struct PyramidTiffWriter::Impl {
+    std::string final_path;
+    std::string partial_path;
+    TiffLayout layout;
+    std::vector<LevelGeom> geom;
+    std::int64_t tile_bytes = 0;
+    bool palette = false;
+
+    TIFF* tif = nullptr;
+    std::string tiff_error;  // first libtiff error since the last check
+    bool finished = false;
+    bool broken = false;  // a libtiff write failed; the file is unusable
+
+    std::vector<bool> written0;
+    std::int64_t written0_count = 0;
+
+    // Indexed by level. Level 0 uses the store only when it is not `regular` (thinner than
+    // a tile), since its tiles must then be re-cut before they can be written.
+    std::vector<std::unordered_map<std::int64_t, PartialTile>> partial;
+    std::vector<std::vector<StoredTile>> store;
+    std::int64_t stored_mem_bytes = 0;
+    std::int64_t partial_mem_bytes = 0;
+    std::int64_t peak_bytes = 0;
+
+    int spill_fd = -1;
+    std::int64_t spill_end = 0;
+    bool spilled = false;
+
+    std::vector<std::uint8_t> scratch;
+
+    [[noreturn]] void fail(const std::string& problem) { throw OutputError(final_path, problem); }
+
+    [[noreturn]] void fail_tiff(const std::string& what) {
+        std::string msg = tiff_error.empty() ? what : fmt::format("{}: {}", what, tiff_error);
+        tiff_error.clear();
+        broken = true;
+        fail(msg);
+    }
+
+    void note_memory() {
+        peak_bytes = std::max(peak_bytes, stored_mem_bytes + partial_mem_bytes);
+    }
+
+    void set_tags(int level) {
+        const LevelGeom& g = geom[level];
+        const int ch = layout.channels;
+        bool ok = true;
+        ok &= TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, static_cast<std::uint32_t>(g.width)) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_IMAGELENGTH, static_cast<std::uint32_t>(g.height)) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_TILEWIDTH, static_cast<std::uint32_t>(g.file_tw)) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_TILELENGTH, static_cast<std::uint32_t>(g.file_th)) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, ch) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) == 1;
+        ok &= TIFFSetField(tif, TIFFTAG_SOFTWARE, "flowinfer") == 1;
+        if (level > 0) ok &= TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_REDUCEDIMAGE) == 1;
+        if (level == 0 && !layout.description.empty())
+            ok &= TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, layout.description.c_str()) == 1;
+        if (layout.mpp > 0) {
+            // Pixels per centimetre; level k pixels are 2^k times larger.
+            const float res = static_cast<float>(1e4 / (layout.mpp * std::ldexp(1.0, level)));
+            ok &= TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER) == 1;
+            ok &= TIFFSetField(tif, TIFFTAG_XRESOLUTION, res) == 1;
+            ok &= TIFFSetField(tif, TIFFTAG_YRESOLUTION, res) == 1;
+        }
+        if (ch == 3 && layout.jpeg) {
+            // YCbCr JPEG is what makes slides compact; JPEGCOLORMODE_RGB lets libtiff do the
+            // colour conversion so callers still hand over RGB.
+            ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_JPEG) == 1;
+            ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR) == 1;
+            ok &= TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB) == 1;
+            ok &= TIFFSetField(tif, TIFFTAG_JPEGQUALITY, std::clamp(layout.jpeg_quality, 1, 100)) == 1;
+        } else {
+            if (ch == 3)
+                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB) == 1;
+            else if (palette)
+                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_PALETTE) == 1;
+            else
+                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK) == 1;
+            Compression comp = layout.compression;
+            // libtiff 4.5 refuses to read an uncompressed tile whose byte size differs from
+            // its read buffer (rounded to 1 KiB, and reused across directories), so smaller
+            // re-cut tiles would be unreadable; these levels are tiny, deflate costs nothing.
+            if (comp == Compression::none && !g.regular(layout.tile)) comp = Compression::deflate;
+            switch (comp) {
+                case Compression::deflate:
+                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) == 1;
+                    break;
+                case Compression::lzw:
+                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_LZW) == 1;
+                    break;
+                case Compression::none:
+                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE) == 1;
+                    break;
+            }
+            // Horizontal differencing helps smooth images; label indices have no order, so
+            // differencing them only adds entropy.
+            if (comp != Compression::none && !palette)
+                ok &= TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) == 1;
+        }
+        if (palette) {
+            std::vector<std::uint16_t> r(256), gr(256), b(256);
+            for (int i = 0; i < 256; ++i) {
+                r[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i] * 257);
+                gr[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i + 1] * 257);
+                b[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i + 2] * 257);
+            }
+            ok &= TIFFSetField(tif, TIFFTAG_COLORMAP, r.data(), gr.data(), b.data()) == 1;
+        }
+        if (!ok) fail_tiff(fmt::format("cannot set TIFF tags of level {}", level));
+    }
+
+    // Writes into the spill file, opening it on first use. The file is unlinked at once so
+    // that nothing is left behind whatever happens to the process.
+    std::int64_t spill(const std::uint8_t* data) {
+        if (spill_fd < 0) {
+            std::string dir = ".";
+            auto slash = final_path.find_last_of('/');
+            if (slash != std::string::npos) dir = slash == 0 ? "/" : final_path.substr(0, slash);
+            std::string templ = dir + "/.flowinfer-spill-XXXXXX";
+            spill_fd = mkstemp(templ.data());
+            if (spill_fd < 0)
+                fail(fmt::format("cannot create spill file in {}: {}", dir, std::strerror(errno)));
+            ::unlink(templ.c_str());
+        }
+        const std::int64_t off = spill_end;
+        std::int64_t done = 0;
+        while (done < tile_bytes) {
+            ssize_t n = ::pwrite(spill_fd, data + done, static_cast<std::size_t>(tile_bytes - done),
+                                 static_cast<off_t>(off + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) fail(fmt::format("cannot write spill file: {}", std::strerror(errno)));
+            done += n;
+        }
+        spill_end += tile_bytes;
+        spilled = true;
+        return off;
+    }
+
+    void load_spilled(std::int64_t off, std::uint8_t* out) {
+        std::int64_t done = 0;
+        while (done < tile_bytes) {
+            ssize_t n = ::pread(spill_fd, out + done, static_cast<std::size_t>(tile_bytes - done),
+                                static_cast<off_t>(off + done));
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) fail(fmt::format("cannot read spill file: {}", std::strerror(errno)));
+            done += n;
+        }
+    }
+
+    // Children of parent (px, py) on `level` that exist on level-1's tile grid.
+    int expected_children(int level, std::int64_t px, std::int64_t py) const {
+        const LevelGeom& c = geom[level - 1];
+        const std::int64_t nx = std::min<std::int64_t>(2, c.tiles_x - 2 * px);
+        const std::int64_t ny = std::min<std::int64_t>(2, c.tiles_y - 2 * py);
+        return static_cast<int>(nx * ny);
+    }
+
+    // Reduces a finished tile of `level` into its quadrant of the parent on level+1, and
+    // cascades when the parent is complete.
+    void reduce(int level, std::int64_t tx, std::int64_t ty, const std::uint8_t* data) {
+        if (level + 1 >= static_cast<int>(geom.size())) return;
+        const int T = layout.tile;
+        const int ch = layout.channels;
+        const LevelGeom& g = geom[level];
+        const std::int64_t px = tx / 2, py = ty / 2;
+        const int parent_level = level + 1;
+        auto& parents = partial[parent_level];
+        const std::int64_t key = py * geom[parent_level].tiles_x + px;
+        auto it = parents.find(key);
+        if (it == parents.end()) {
+            it = parents.emplace(key, PartialTile{}).first;
+            it->second.data.assign(static_cast<std::size_t>(tile_bytes), 0);
+            partial_mem_bytes += tile_bytes;
+            note_memory();
+        }
+        std::uint8_t* out = it->second.data.data();
+        const int vw = static_cast<int>(std::min<std::int64_t>(T, g.width - tx * T));
+        const int vh = static_cast<int>(std::min<std::int64_t>(T, g.height - ty * T));
+        const int ox = static_cast<int>(tx & 1) * (T / 2);
+        const int oy = static_cast<int>(ty & 1) * (T / 2);
+        const int ow = (vw + 1) / 2, oh = (vh + 1) / 2;
+        for (int j = 0; j < oh; ++j) {
+            const int y0 = 2 * j, y1 = std::min(2 * j + 1, vh - 1);
+            std::uint8_t* dst = out + (static_cast<std::size_t>(oy + j) * T + ox) * ch;
+            const std::uint8_t* r0 = data + static_cast<std::size_t>(y0) * T * ch;
+            const std::uint8_t* r1 = data + static_cast<std::size_t>(y1) * T * ch;
+            for (int i = 0; i < ow; ++i) {
+                const int x0 = 2 * i, x1 = std::min(2 * i + 1, vw - 1);
+                if (palette) {
+                    // Label maps: averaging indices would invent classes.
+                    dst[i] = r0[x0];
+                    continue;
+                }
+                // Only pixels inside the image count; at odd edges x1 == x0 or y1 == y0.
+                const int n = (x1 != x0 ? 2 : 1) * (y1 != y0 ? 2 : 1);
+                for (int c = 0; c < ch; ++c) {
+                    int s = r0[x0 * ch + c];
+                    if (x1 != x0) s += r0[x1 * ch + c];
+                    if (y1 != y0) {
+                        s += r1[x0 * ch + c];
+                        if (x1 != x0) s += r1[x1 * ch + c];
+                    }
+                    dst[i * ch + c] = static_cast<std::uint8_t>((s + n / 2) / n);
+                }
+            }
+        }
+        if (++it->second.received < expected_children(parent_level, px, py)) return;
+
+        PartialTile done = std::move(it->second);
+        parents.erase(it);
+        reduce(parent_level, px, py, done.data.data());
+        keep(parent_level, key, std::move(done.data));
+        partial_mem_bytes -= tile_bytes;
+        note_memory();
+    }
+
+    void keep(int level, std::int64_t key, std::vector<std::uint8_t>&& data) {
+        StoredTile& st = store[level][static_cast<std::size_t>(key)];
+        st.present = true;
+        if (stored_mem_bytes + tile_bytes > layout.spill_bytes) {
+            st.offset = spill(data.data());
+        } else {
+            st.data = std::move(data);
+            stored_mem_bytes += tile_bytes;
+        }
+        note_memory();
+    }
+
+    // Copies stored tile (tx, ty) of `level` into `out` and releases its memory.
+    void take(int level, std::int64_t tx, std::int64_t ty, std::uint8_t* out) {
+        StoredTile& st = store[level][static_cast<std::size_t>(ty * geom[level].tiles_x + tx)];
+        if (!st.present) fail(fmt::format("level {} tile ({}, {}) was never built", level, tx, ty));
+        if (st.offset >= 0) {
+            load_spilled(st.offset, out);
+        } else {
+            std::memcpy(out, st.data.data(), static_cast<std::size_t>(tile_bytes));
+            // Free as we go so finish() does not hold a level twice.
+            stored_mem_bytes -= tile_bytes;
+            std::vector<std::uint8_t>().swap(st.data);
+        }
+        st.present = false;
+    }
+
+    void write_encoded(int level, std::uint32_t x, std::uint32_t y, std::uint8_t* buf, std::int64_t bytes) {
+        const ttile_t t = TIFFComputeTile(tif, x, y, 0, 0);
+        if (TIFFWriteEncodedTile(tif, t, buf, bytes) < 0 || !tiff_error.empty())
+            fail_tiff(fmt::format("cannot write level {} tile at ({}, {})", level, x, y));
+    }
+
+    // Writes the stored tiles of `level` into the current directory, re-cut to the level's
+    // file tile size when that differs from the grid they were built on.
+    void write_level(int level) {
+        const LevelGeom& g = geom[level];
+        const int T = layout.tile, ch = layout.channels;
+        std::vector<std::uint8_t> buf(static_cast<std::size_t>(tile_bytes));
+        if (g.regular(T)) {
+            for (std::int64_t ty = 0; ty < g.tiles_y; ++ty)
+                for (std::int64_t tx = 0; tx < g.tiles_x; ++tx) {
+                    take(level, tx, ty, buf.data());
+                    write_encoded(level, static_cast<std::uint32_t>(tx * T),
+                                  static_cast<std::uint32_t>(ty * T), buf.data(), tile_bytes);
+                }
+            return;
+        }
+        // Only a level thinner than one tile gets here, so along that dimension there is a
+        // single source tile: walk source tiles in order and cut each into output tiles.
+        // Output tiles never straddle source tiles because file_tw/th divide T or cover the
+        // whole thin extent.
+        const int tw = g.file_tw, th = g.file_th;
+        const std::int64_t out_bytes = static_cast<std::int64_t>(tw) * th * ch;
+        std::vector<std::uint8_t> out(static_cast<std::size_t>(out_bytes));
+        for (std::int64_t ty = 0; ty < g.tiles_y; ++ty)
+            for (std::int64_t tx = 0; tx < g.tiles_x; ++tx) {
+                take(level, tx, ty, buf.data());
+                for (int oy = 0; oy < T && ty * T + oy < g.height; oy += th)
+                    for (int ox = 0; ox < T && tx * T + ox < g.width; ox += tw) {
+                        for (int r = 0; r < th; ++r) {
+                            std::uint8_t* dst = out.data() + static_cast<std::size_t>(r) * tw * ch;
+                            if (oy + r < T)
+                                std::memcpy(dst, buf.data() + (static_cast<std::size_t>(oy + r) * T + ox) * ch,
+                                            static_cast<std::size_t>(std::min(tw, T - ox)) * ch);
+                        }
+                        write_encoded(level, static_cast<std::uint32_t>(tx * T + ox),
+                                      static_cast<std::uint32_t>(ty * T + oy), out.data(), out_bytes);
+                    }
+            }
+    }
+
+    void close_and_remove() {
+        if (tif) {
+            TIFFClose(tif);
+            tif = nullptr;
+        }
+        if (!finished && !partial_path.empty()) ::unlink(partial_path.c_str());
+        if (spill_fd >= 0) {
+            ::close(spill_fd);
+            spill_fd = -1;
+        }
+    }
+};
+
+PyramidTiffWriter::PyramidTiffWriter(std::string final_path, TiffLayout layout)
+    : impl_(std::make_unique<Impl>()) {
+    Impl& d = *impl_;
+    d.final_path = std::move(final_path);
+    d.layout = std::move(layout);
+    const TiffLayout& L = d.layout;
+    if (L.width <= 0 || L.height <= 0 || L.width > 0xffffffffll || L.height > 0xffffffffll)
+        d.fail(fmt::format("invalid image size {}x{}", L.width, L.height));
+    if (L.channels != 1 && L.channels != 3) d.fail(fmt::format("unsupported channels {}", L.channels));
+    if (L.tile < 16 || L.tile % 16 != 0) d.fail(fmt::format("tile size {} is not a multiple of 16", L.tile));
+    if (!L.palette_rgb.empty() && (L.channels != 1 || L.palette_rgb.size() != 256 * 3))
+        d.fail("a palette needs 1 channel and 256*3 entries");
+    d.palette = !L.palette_rgb.empty();
+    d.tile_bytes = static_cast<std::int64_t>(L.tile) * L.tile * L.channels;
+
+    std::int64_t w = L.width, h = L.height;
+    std::int64_t raw_total = 0;
+    for (;;) {
+        LevelGeom g{w, h, (w + L.tile - 1) / L.tile, (h + L.tile - 1) / L.tile,
+                    file_tile(w, L.tile), file_tile(h, L.tile)};
+        d.geom.push_back(g);
+        raw_total += g.tile_count() * d.tile_bytes;
+        if (std::max(w, h) <= L.tile) break;
+        w = (w + 1) / 2;
+        h = (h + 1) / 2;
+    }
+    d.written0.assign(static_cast<std::size_t>(d.geom[0].tile_count()), false);
+    d.partial.resize(d.geom.size());
+    d.store.resize(d.geom.size());
+    for (std::size_t k = 0; k < d.geom.size(); ++k)
+        if (k > 0 || !d.geom[0].regular(L.tile))
+            d.store[k].resize(static_cast<std::size_t>(d.geom[k].tile_count()));
+    d.scratch.resize(static_cast<std::size_t>(d.tile_bytes));
+
+    // Compression never makes a tile bigger than ~its raw size by much, so a raw total
+    // under 2 GB keeps classic TIFF's 32-bit offsets safe.
+    const char* mode = raw_total > (2ll << 30) ? "w8" : "w";
+    d.partial_path = d.final_path + ".partial";
+    int fd = ::open(d.partial_path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        const int e = errno;
+        d.partial_path.clear();  // nothing of ours to remove
+        d.fail(fmt::format("cannot create {}.partial: {}", d.final_path, std::strerror(e)));
+    }
+    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
+    TIFFOpenOptionsSetErrorHandlerExtR(opts, capture_error, &d.tiff_error);
+    TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_warning, nullptr);
+    d.tif = TIFFFdOpenExt(fd, d.partial_path.c_str(), mode, opts);
+    TIFFOpenOptionsFree(opts);
+    if (!d.tif) {
+        ::close(fd);
+        ::unlink(d.partial_path.c_str());
+        d.partial_path.clear();
+        d.fail_tiff("cannot open TIFF for writing");
+    }
+    try {
+        d.set_tags(0);
+    } catch (...) {
+        d.close_and_remove();
+        throw;
+    }
+}
+
+PyramidTiffWriter::~PyramidTiffWriter() {
+    if (impl_) impl_->close_and_remove();
+}
+
+std::int64_t PyramidTiffWriter::tiles_x() const { return impl_->geom[0].tiles_x; }
+std::int64_t PyramidTiffWriter::tiles_y() const { return impl_->geom[0].tiles_y; }
+int PyramidTiffWriter::levels() const { return static_cast<int>(impl_->geom.size()); }
+const std::string& PyramidTiffWriter::path() const { return impl_->final_path; }
+std::int64_t PyramidTiffWriter::peak_memory_bytes() const { return impl_->peak_bytes; }
+bool PyramidTiffWriter::spilled() const { return impl_->spilled; }
+
+bool PyramidTiffWriter::complete() const {
+    return impl_->written0_count == impl_->geom[0].tile_count();
+}
+
+void PyramidTiffWriter::write_tile(std::int64_t tx, std::int64_t ty, const std::uint8_t* data) {
+    Impl& d = *impl_;
+    if (d.finished || !d.tif) d.fail("write_tile after finish");
+    if (d.broken) d.fail("an earlier write failed");
+    const LevelGeom& g = d.geom[0];
+    if (tx < 0 || ty < 0 || tx >= g.tiles_x || ty >= g.tiles_y)
+        d.fail(fmt::format("tile ({}, {}) outside the {}x{} grid", tx, ty, g.tiles_x, g.tiles_y));
+    const std::size_t idx = static_cast<std::size_t>(ty * g.tiles_x + tx);
+    if (d.written0[idx]) d.fail(fmt::format("tile ({}, {}) written twice", tx, ty));
+
+    if (g.regular(d.layout.tile)) {
+        // libtiff's encoders may work in place on the buffer they are given; the caller's is const.
+        std::memcpy(d.scratch.data(), data, static_cast<std::size_t>(d.tile_bytes));
+        d.write_encoded(0, static_cast<std::uint32_t>(tx * d.layout.tile),
+                        static_cast<std::uint32_t>(ty * d.layout.tile), d.scratch.data(), d.tile_bytes);
+    } else {
+        d.keep(0, static_cast<std::int64_t>(idx), std::vector<std::uint8_t>(data, data + d.tile_bytes));
+    }
+    d.written0[idx] = true;
+    ++d.written0_count;
+    d.reduce(0, tx, ty, data);
+}
+
+void PyramidTiffWriter::finish() {
+    Impl& d = *impl_;
+    if (d.finished) return;
+    if (!d.tif) d.fail("writer is closed");
+    if (d.broken) d.fail("an earlier write failed");
+    const std::int64_t total = d.geom[0].tile_count();
+    if (d.written0_count != total)
+        d.fail(fmt::format("{} of {} tiles missing", total - d.written0_count, total));
+
+    if (!d.geom[0].regular(d.layout.tile)) d.write_level(0);
+    if (!TIFFWriteDirectory(d.tif) || !d.tiff_error.empty()) d.fail_tiff("cannot write level 0 directory");
+    for (std::size_t k = 1; k < d.geom.size(); ++k) {
+        d.set_tags(static_cast<int>(k));
+        d.write_level(static_cast<int>(k));
+        if (!TIFFWriteDirectory(d.tif) || !d.tiff_error.empty())
+            d.fail_tiff(fmt::format("cannot write level {} directory", k));
+    }
+    TIFFClose(d.tif);
+    d.tif = nullptr;
+    if (!d.tiff_error.empty()) d.fail_tiff("cannot close TIFF");
+    if (std::rename(d.partial_path.c_str(), d.final_path.c_str()) != 0)
+        d.fail(fmt::format("cannot rename {} to the final name: {}", d.partial_path, std::strerror(errno)));
+    d.finished = true;
+    if (d.spill_fd >= 0) {
+        ::close(d.spill_fd);
+        d.spill_fd = -1;
+    }
+}
+
+}  // namespace flowinfer
