@@ -88,6 +88,21 @@ int box_avg(const fit::Image& src, std::int64_t x, std::int64_t y, int c) {
     return (s + n / 2) / n;
 }
 
+// Each level k >= 1 is the 2x2 box average of level k-1, within +-1 (first channel).
+void check_levels_are_box_averages(const std::string& path, fit::Image prev, int levels) {
+    for (int k = 1; k < levels; ++k) {
+        const fit::Image lk = fit::read_level(path, k);
+        BOOST_TEST(lk.width == (prev.width + 1) / 2);
+        BOOST_TEST(lk.height == (prev.height + 1) / 2);
+        int worst = 0;
+        for (std::int64_t y = 0; y < lk.height; ++y)
+            for (std::int64_t x = 0; x < lk.width; ++x)
+                worst = std::max(worst, std::abs(int(lk.at(x, y)[0]) - box_avg(prev, x, y, 0)));
+        BOOST_TEST(worst <= 1, "level " << k << " worst " << worst);
+        prev = lk;
+    }
+}
+
 std::vector<std::string> dir_entries(const std::string& dir) {
     std::vector<std::string> out;
     for (auto& e : std::filesystem::directory_iterator(dir)) out.push_back(e.path().filename().string());
@@ -139,18 +154,7 @@ BOOST_AUTO_TEST_CASE(grey_every_compression_round_trips) {
             }
 
             // Level 1 (501x351: odd edges average 1 or 2 pixels) and level 2 from level 1.
-            fit::Image prev = l0;
-            for (int k = 1; k < levels; ++k) {
-                const fit::Image lk = fit::read_level(path, k);
-                BOOST_TEST(lk.width == (prev.width + 1) / 2);
-                BOOST_TEST(lk.height == (prev.height + 1) / 2);
-                int worst = 0;
-                for (std::int64_t y = 0; y < lk.height; ++y)
-                    for (std::int64_t x = 0; x < lk.width; ++x)
-                        worst = std::max(worst, std::abs(int(lk.at(x, y)[0]) - box_avg(prev, x, y, 0)));
-                BOOST_TEST(worst <= 1, "level " << k << " worst " << worst);
-                prev = lk;
-            }
+            check_levels_are_box_averages(path, l0, levels);
         }
     }
 }
@@ -462,15 +466,7 @@ BOOST_AUTO_TEST_CASE(thin_levels_read_back_through_openslide) {
             for (std::int64_t y = 0; y < h; ++y)
                 for (std::int64_t x = 0; x < w; ++x) bad += prev.at(x, y)[0] != grey_f(x, y);
             BOOST_TEST(bad == 0);
-            for (int k = 1; k < levels; ++k) {
-                const fit::Image lk = fit::read_level(path, k);
-                int worst = 0;
-                for (std::int64_t y = 0; y < lk.height; ++y)
-                    for (std::int64_t x = 0; x < lk.width; ++x)
-                        worst = std::max(worst, std::abs(int(lk.at(x, y)[0]) - box_avg(prev, x, y, 0)));
-                BOOST_TEST(worst <= 1, "level " << k << " worst " << worst);
-                prev = lk;
-            }
+            check_levels_are_box_averages(path, prev, levels);
         }
     }
 }

@@ -26,7 +26,8 @@
 namespace flowinfer {
 
 // One slide to process. `index` orders slides inside the graph (lower first) and names the
-// slide in messages between stages.
+// slide in messages between stages: it must be unique among the slides fed to one
+// SlidePipeline.
 struct SlideJob {
     std::uint32_t index = 0;
     std::string path;
