@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace flowinfer {
 
@@ -33,7 +34,18 @@ enum class DemoModel {
     throw_after,    // pointwise_mean, but raises "flowinfer test model failure" on call param+1
     wrong_rank,     // returns [B, H, W]
     downscale,      // pointwise_mean average-pooled by `param` (output smaller than the patch)
+    blob_detector,  // finds dark discs of radius ~param px: [B, N, 6] "boxes" (x1,y1,x2,y2,score,class)
+    patch_classifier, // [B, 2]: [1 - m, m], m = mean of the input over channels and pixels
 };
+
+// A dark disc on a white slide (level-0 pixels).
+struct Disc {
+    double x = 0, y = 0, r = 8;
+};
+
+// White generic tiled pyramidal TIFF (lossless) with dark-purple discs; for detection tests.
+void write_disc_slide(const std::string& path, std::int64_t width, std::int64_t height,
+                      const std::vector<Disc>& discs, double mpp = 0.25);
 
 // Builds the model with torch::jit::Module::define and saves it as TorchScript.
 void write_demo_model(const std::string& path, DemoModel kind, float param = 0.0f);
