@@ -24,10 +24,12 @@ constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;
 const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
 
 usage:
-  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--quiet]
-      Runs every [[models]] entry over every slide of CONFIG; writes
-      <output.dir>/<slide>/<model>.tif and <output.dir>/summary.json.
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--tissue-mask] [--quiet]
+      Runs every [[models]] entry over every slide of CONFIG in one pass; writes
+      <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and
+      <output.dir>/summary.json.
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
+      --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
   flowinfer demo [DIR]
       Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
       (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it.
@@ -82,9 +84,15 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
     int failed = 0;
     for (const auto& r : s.slides) {
         if (r.ok) {
-            for (const auto& o : r.outputs)
-                std::printf("ok      %s -> %s (%lldx%lld)\n", r.path.c_str(), o.path.c_str(),
-                            static_cast<long long>(o.width), static_cast<long long>(o.height));
+            for (const auto& o : r.outputs) {
+                std::string what = o.format;
+                if (o.format == "tiff") what = fmt::format("{}x{} map", o.width, o.height);
+                if (o.objects >= 0) what = fmt::format("{} objects", o.objects);
+                std::printf("ok      %s -> %s (%s)\n", r.path.c_str(), o.path.c_str(), what.c_str());
+            }
+            if (r.patches_skipped > 0)
+                std::printf("        %lld patches run, %lld skipped as background\n",
+                            static_cast<long long>(r.patches), static_cast<long long>(r.patches_skipped));
         } else {
             ++failed;
             std::printf("failed  %s: %s\n", r.path.c_str(), r.error.c_str());
@@ -98,18 +106,24 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
 int cmd_run(const std::vector<std::string>& a) {
     std::string config;
     std::vector<std::string> overrides;
+    bool tissue_mask = false;
     ProgressState progress;
     progress.tty = isatty(STDERR_FILENO);
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (a[i] == "--set") overrides.push_back(need_value(a, i));
         else if (a[i].rfind("--set=", 0) == 0) overrides.push_back(a[i].substr(6));
         else if (a[i] == "--quiet" || a[i] == "-q") progress.quiet = true;
+        else if (a[i] == "--tissue-mask") tissue_mask = true;
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
         else throw Usage("run takes one config file");
     }
     if (config.empty()) throw Usage("run needs a config file");
-    const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
+    flowinfer::Config cfg = flowinfer::load_config(config, overrides);
+    if (tissue_mask) {
+        if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
+        cfg.tissue_preview = true;
+    }
     const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress);
     if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
     return report(s, cfg);

@@ -36,7 +36,9 @@ const std::vector<Section>& sections() {
     static const std::vector<Section> all = {
         {"input", {"slides"}},
         {"output", {"dir", "compression", "spill_mb"}},
-        {"tiling", {"patch_size", "overlap", "mpp", "level", "sections", "subsections"}},
+        {"tiling",
+         {"patch_size", "overlap", "mpp", "level", "sections", "subsections", "tissue",
+          "tissue_threshold"}},
         {"runtime",
          {"device", "readers", "max_in_flight", "threads", "torch_threads", "infer_slots"}},
     };
@@ -45,7 +47,11 @@ const std::vector<Section>& sections() {
 
 const std::vector<std::string_view>& model_keys() {
     static const std::vector<std::string_view> keys = {
-        "name", "path", "task", "batch_size", "precision", "mean", "std", "activation", "blend"};
+        "name",       "path",           "task",           "batch_size",     "precision",
+        "mean",       "std",            "activation",     "blend",          "device",
+        "patch_size", "overlap",        "mpp",            "level",          "classes",
+        "detection_format", "conf_threshold", "iou_threshold", "max_detections",
+        "class_agnostic"};
     return keys;
 }
 
@@ -225,6 +231,18 @@ std::string read_string(const Context& c, const std::string& key, const toml::no
     return s->get();
 }
 
+bool read_bool(const Context& c, const std::string& key, const toml::node& n) {
+    const auto* b = n.as_boolean();
+    if (!b) wrong_type(c, key, n, "a boolean");
+    return b->get();
+}
+
+double read_fraction(const Context& c, const std::string& key, const toml::node& n) {
+    const double x = read_number(c, key, n);
+    if (x < 0 || x > 1) c.fail(key, &n, fmt::format("must be between 0 and 1 (got {})", x));
+    return x;
+}
+
 template <typename E>
 using Choices = std::vector<std::pair<std::string_view, E>>;
 
@@ -373,6 +391,9 @@ void read_tiling(const Context& c, const toml::table& root, Config& cfg) {
         cfg.sections = read_int(c, "tiling.sections", *n, 1);
     if (const toml::node* n = t->get("subsections"))
         cfg.subsections = read_int(c, "tiling.subsections", *n, 1);
+    if (const toml::node* n = t->get("tissue")) cfg.tissue = read_bool(c, "tiling.tissue", *n);
+    if (const toml::node* n = t->get("tissue_threshold"))
+        cfg.tissue_threshold = read_fraction(c, "tiling.tissue_threshold", *n);
 
     if (mpp && level)
         c.fail("tiling.level", level,
@@ -380,12 +401,22 @@ void read_tiling(const Context& c, const toml::table& root, Config& cfg) {
 }
 
 void check_overlap(const Context& c, const toml::table& root, const Config& cfg) {
-    if (cfg.overlap < cfg.patch_size) return;
-    const toml::node* at = root["tiling"]["overlap"].node();
-    if (!at) at = root["tiling"]["patch_size"].node();
-    c.fail("tiling.overlap", at,
-           fmt::format("must be smaller than tiling.patch_size ({}), got {}", cfg.patch_size,
-                       cfg.overlap));
+    if (cfg.overlap >= cfg.patch_size) {
+        const toml::node* at = root["tiling"]["overlap"].node();
+        if (!at) at = root["tiling"]["patch_size"].node();
+        c.fail("tiling.overlap", at,
+               fmt::format("must be smaller than tiling.patch_size ({}), got {}", cfg.patch_size,
+                           cfg.overlap));
+    }
+    for (std::size_t i = 0; i < cfg.models.size(); ++i) {
+        const Tiling t = tiling_for(cfg, cfg.models[i]);
+        if (t.overlap < t.patch_size) continue;
+        const toml::node* at = root["models"][i]["overlap"].node();
+        if (!at) at = root["models"][i]["patch_size"].node();
+        c.fail(fmt::format("models[{}].overlap", i), at,
+               fmt::format("the model's overlap ({}) must be smaller than its patch_size ({})",
+                           t.overlap, t.patch_size));
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -449,9 +480,43 @@ bool valid_model_name(const std::string& name) {
 Task read_task(const Context& c, const std::string& key, const toml::node& n) {
     std::string s = read_string(c, key, n);
     if (s == "segmentation") return Task::segmentation;
-    if (s == "detection" || s == "classification")
-        c.fail(key, &n, fmt::format("task '{}' is not supported yet", s));
-    c.fail(key, &n, fmt::format("must be one of: segmentation (got '{}')", s));
+    if (s == "classification") return Task::classification;
+    if (s == "detection") return Task::detection;
+    c.fail(key, &n, fmt::format("must be one of: segmentation, classification, detection (got '{}')", s));
+}
+
+std::array<std::uint8_t, 3> read_color(const Context& c, const std::string& key, const toml::node& n) {
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "an array of 3 integers 0..255");
+    if (arr->size() != 3) c.fail(key, &n, fmt::format("must have 3 integers (R, G, B), got {}", arr->size()));
+    std::array<std::uint8_t, 3> rgb{};
+    for (std::size_t i = 0; i < 3; ++i)
+        rgb[i] = static_cast<std::uint8_t>(read_int(c, fmt::format("{}[{}]", key, i), (*arr)[i], 0, 255));
+    return rgb;
+}
+
+// classes = ["stroma", "tumor"] or [{name = "tumor", color = [255, 0, 0]}, ...]
+std::vector<ClassSpec> read_classes(const Context& c, const std::string& key, const toml::node& n) {
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "an array of class names or {name, color} tables");
+    std::vector<ClassSpec> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const toml::node& e = (*arr)[i];
+        const std::string ekey = fmt::format("{}[{}]", key, i);
+        ClassSpec cs;
+        if (const toml::table* t = e.as_table()) {
+            for (auto&& [k, v] : *t)
+                if (k.str() != "name" && k.str() != "color")
+                    c.fail(ekey + "." + std::string(k.str()), &v, "unknown key (a class has name and color)");
+            cs.name = read_string(c, ekey + ".name", *require(c, t, "name", ekey + ".name"));
+            if (const toml::node* col = t->get("color")) cs.color = read_color(c, ekey + ".color", *col);
+        } else {
+            cs.name = read_string(c, ekey, e);
+        }
+        if (cs.name.empty()) c.fail(ekey, &e, "class name must not be empty");
+        out.push_back(std::move(cs));
+    }
+    return out;
 }
 
 std::vector<float> read_triplet(const Context& c, const std::string& key, const toml::node& n,
@@ -508,6 +573,45 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     if (const toml::node* n = m.get("blend"))
         mc.blend = read_choice<Blend>(c, key("blend"), *n,
                                       {{"average", Blend::average}, {"weighted", Blend::weighted}});
+    if (const toml::node* n = m.get("device")) {
+        mc.device = read_string(c, key("device"), *n);
+        if (!valid_device(*mc.device))
+            c.fail(key("device"), n, fmt::format("must be cpu, cuda or cuda:N with N >= 0 (got '{}')", *mc.device));
+    }
+    if (const toml::node* n = m.get("patch_size")) mc.patch_size = read_int(c, key("patch_size"), *n, 16, 8192);
+    if (const toml::node* n = m.get("overlap")) mc.overlap = read_int(c, key("overlap"), *n, 0);
+    if (const toml::node* n = m.get("mpp")) {
+        const double x = read_number(c, key("mpp"), *n);
+        if (x <= 0) c.fail(key("mpp"), n, fmt::format("must be > 0 (got {})", x));
+        mc.mpp = x;
+    }
+    if (const toml::node* n = m.get("level")) mc.level = read_int(c, key("level"), *n, 0);
+    if (mc.mpp && mc.level)
+        c.fail(key("level"), m.get("level"), "set either mpp or level for a model, not both");
+    if (const toml::node* n = m.get("classes")) mc.classes = read_classes(c, key("classes"), *n);
+
+    // Keys that only mean something for another task are errors, not silently ignored.
+    const auto only_for = [&](const char* k, Task task) {
+        if (const toml::node* n = m.get(k); n && mc.task != task)
+            c.fail(key(k), n, fmt::format("applies to task {} only (this model's task is {})",
+                                          to_string(task), to_string(mc.task)));
+    };
+    only_for("blend", Task::segmentation);
+    for (const char* k : {"detection_format", "conf_threshold", "iou_threshold", "max_detections", "class_agnostic"})
+        only_for(k, Task::detection);
+    if (const toml::node* n = m.get("activation"); n && mc.task == Task::detection)
+        c.fail(key("activation"), n, "does not apply to task detection (scores are decoded as given)");
+    if (const toml::node* n = m.get("detection_format"))
+        mc.detection_format = read_choice<DetectionFormat>(
+            c, key("detection_format"), *n,
+            {{"boxes", DetectionFormat::boxes}, {"yolov8", DetectionFormat::yolov8}, {"yolov5", DetectionFormat::yolov5}});
+    if (const toml::node* n = m.get("conf_threshold"))
+        mc.conf_threshold = static_cast<float>(read_fraction(c, key("conf_threshold"), *n));
+    if (const toml::node* n = m.get("iou_threshold"))
+        mc.iou_threshold = static_cast<float>(read_fraction(c, key("iou_threshold"), *n));
+    if (const toml::node* n = m.get("max_detections"))
+        mc.max_detections = read_int(c, key("max_detections"), *n, 1, 1000000);
+    if (const toml::node* n = m.get("class_agnostic")) mc.class_agnostic = read_bool(c, key("class_agnostic"), *n);
     return mc;
 }
 
@@ -532,10 +636,6 @@ void read_models(const Context& c, const toml::table& root, Config& cfg) {
     for (std::size_t i = 0; i < arr->size(); ++i)
         cfg.models.push_back(read_model(c, *(*arr)[i].as_table(), fmt::format("models[{}]", i)));
     check_unique_names(c, *arr, cfg.models);
-    // Running several models over one pass of the tiles is planned but not wired through the
-    // stitch and write stages yet.
-    if (arr->size() > 1)
-        c.fail("models", &(*arr)[1], "only one [[models]] entry is supported in this version");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -744,8 +844,32 @@ const char* to_string(Blend b) noexcept {
 const char* to_string(Task t) noexcept {
     switch (t) {
         case Task::segmentation: return "segmentation";
+        case Task::classification: return "classification";
+        case Task::detection: return "detection";
     }
     return "?";
+}
+
+const char* to_string(DetectionFormat f) noexcept {
+    switch (f) {
+        case DetectionFormat::boxes: return "boxes";
+        case DetectionFormat::yolov8: return "yolov8";
+        case DetectionFormat::yolov5: return "yolov5";
+    }
+    return "?";
+}
+
+Tiling tiling_for(const Config& cfg, const ModelConfig& m) {
+    Tiling t;
+    t.patch_size = m.patch_size.value_or(cfg.patch_size);
+    t.overlap = m.overlap.value_or(cfg.overlap);
+    if (m.mpp) t.mpp = m.mpp;
+    else if (m.level) t.level = m.level;
+    else {
+        t.mpp = cfg.mpp;
+        t.level = cfg.level;
+    }
+    return t;
 }
 
 }  // namespace flowinfer

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -71,6 +72,67 @@ def forward(self, x):
     return torch.avg_pool2d(y, [self.factor, self.factor], [self.factor, self.factor])
 )JIT";
 
+// Patch-level classifier: one score pair per patch, for classification-task tests.
+constexpr const char* kPatchClassifier = R"JIT(
+def forward(self, x):
+    m = x.mean(dim=[1, 2, 3]).unsqueeze(1)
+    return torch.cat([1.0 - m, m], 1)
+)JIT";
+
+// Dark-disc detector with no trained weights, emitting the "boxes" detection format.
+// The disc score is the share of dark pixels under a disc-shaped kernel of the expected
+// radius: the correlation of a convex blob with a convex kernel has a single maximum, so a
+// disc gives one peak (a tiny position ramp, smaller than one kernel pixel's share, breaks
+// exact ties on plateaus). The box is not drawn around the peak with the nominal radius but
+// measured from the dark mask's row/column projections in a window around the peak: a disc
+// cut by the patch border then gets a box of exactly its visible part (the zero padding
+// stands for "outside the patch"), which is what lets the slide-level merger join halves.
+// The confidence divides by the kernel's in-patch share, so a cut disc that fills what it
+// can of the kernel still scores near 1. Everything runs in fp32: the ramp would vanish in
+// fp16.
+constexpr const char* kBlobDetector = R"JIT(
+def forward(self, x):
+    x = x.float()
+    B = x.size(0)
+    H = x.size(2)
+    W = x.size(3)
+    rad = self.radius
+    dark = ((1.0 - x.mean(dim=1, keepdim=True)) > self.dark_threshold).float()
+    k = self.kernel.to(x.device)
+    score = torch.conv2d(dark, k, None, [1, 1], [rad, rad])
+    cover = torch.conv2d(torch.ones_like(dark), k, None, [1, 1], [rad, rad])
+    ramp = torch.arange(H * W, device=x.device).float().reshape(1, 1, H, W) * (self.tie_step / (H * W))
+    ranked = score + ramp
+    pooled = torch.max_pool2d(ranked, [2 * rad + 1, 2 * rad + 1], [1, 1], [rad, rad])
+    peaks = (ranked == pooled) & (score > self.peak_threshold)
+    flat = torch.where(peaks, ranked, torch.zeros_like(ranked)).reshape(B, H * W)
+    n = min(self.max_objects, H * W)
+    vals, idx = torch.topk(flat, n, 1)
+    py = torch.div(idx, W, rounding_mode="floor")
+    px = idx - py * W
+    R = 2 * rad + 2
+    padded = torch.constant_pad_nd(dark, [R, R, R, R], 0.0).reshape(B, H + 2 * R, W + 2 * R)
+    off = torch.arange(2 * R + 1, device=x.device)
+    bi = torch.arange(B, device=x.device).reshape(B, 1, 1, 1)
+    iy = (py.unsqueeze(2) + off.reshape(1, 1, 2 * R + 1)).unsqueeze(3)
+    ix = (px.unsqueeze(2) + off.reshape(1, 1, 2 * R + 1)).unsqueeze(2)
+    win = padded[bi, iy, ix]
+    rows = win.amax(3) > 0.5
+    cols = win.amax(2) > 0.5
+    up = rows[:, :, :R + 1].flip([2]).long().cumprod(2).sum(2)
+    down = rows[:, :, R:].long().cumprod(2).sum(2)
+    left = cols[:, :, :R + 1].flip([2]).long().cumprod(2).sum(2)
+    right = cols[:, :, R:].long().cumprod(2).sum(2)
+    y1 = py - up + 1
+    y2 = py + down
+    x1 = px - left + 1
+    x2 = px + right
+    conf = (score / cover).reshape(B, H * W).gather(1, idx).clamp(0.0, 1.0)
+    valid = (vals > 0) & (y2 > y1) & (x2 > x1)
+    out = torch.stack([x1.float(), y1.float(), x2.float(), y2.float(), conf, torch.zeros_like(conf)], 2)
+    return out * valid.unsqueeze(2).float()
+)JIT";
+
 // Module::define() without Python only knows `torch`; `raise Exception(...)` needs the
 // builtin exception too (the Python frontend gets it from its own resolver).
 struct DemoResolver : torch::jit::Resolver {
@@ -112,6 +174,10 @@ void check_param(const std::string& path, DemoModel kind, float param) {
         throw Error(fmt::format("demo model {}: throw_after needs a whole number of successful "
                                 "calls >= 0, got {}",
                                 path, param));
+    if (kind == DemoModel::blob_detector && !(param >= 0.0f && param <= 256.0f))
+        throw Error(fmt::format("demo model {}: blob_detector needs a disc radius in [0, 256] "
+                                "(0: 8), got {}",
+                                path, param));
     if (kind == DemoModel::downscale && !(param >= 1.0f && param == std::floor(param)))
         throw Error(fmt::format("demo model {}: downscale needs a whole factor >= 1, got {}", path,
                                 param));
@@ -143,6 +209,36 @@ torch::jit::Module build(DemoModel kind, float param) {
         case DemoModel::downscale:
             m.register_attribute("factor", c10::IntType::get(), static_cast<int64_t>(param));
             m.define(kDownscale);
+            break;
+        case DemoModel::blob_detector: {
+            const double r = param > 0.0f ? static_cast<double>(param) : 8.0;
+            const int rad = std::max(1, static_cast<int>(std::ceil(r)));
+            // Disc-shaped averaging kernel: weights sum to 1, so the score is the dark share.
+            at::Tensor kernel = torch::zeros({1, 1, 2 * rad + 1, 2 * rad + 1}, torch::kFloat);
+            auto acc = kernel.accessor<float, 4>();
+            int count = 0;
+            for (int dy = -rad; dy <= rad; ++dy)
+                for (int dx = -rad; dx <= rad; ++dx)
+                    if (dx * dx + dy * dy <= r * r) {
+                        acc[0][0][dy + rad][dx + rad] = 1.0f;
+                        ++count;
+                    }
+            kernel /= static_cast<float>(count);
+            m.register_buffer("kernel", kernel);
+            m.register_attribute("radius", c10::IntType::get(), static_cast<int64_t>(rad));
+            // Half the darkness of the demo discs (mean (60+30+110)/3 on white): the mask edge
+            // then sits on the disc's anti-aliased rim.
+            m.register_attribute("dark_threshold", c10::FloatType::get(), 0.37);
+            // A visible part under a tenth of the kernel is too little to call a disc.
+            m.register_attribute("peak_threshold", c10::FloatType::get(), 0.1);
+            // Below the 1/count step between distinct scores, so it only breaks exact ties.
+            m.register_attribute("tie_step", c10::FloatType::get(), 0.5 / count);
+            m.register_attribute("max_objects", c10::IntType::get(), int64_t{64});
+            m.define(kBlobDetector);
+            break;
+        }
+        case DemoModel::patch_classifier:
+            m.define(kPatchClassifier);
             break;
     }
     m.eval();

@@ -2,15 +2,19 @@
 //
 //   jobs -> slide_limit -> plan -> cursors --\
 //                                 tokens --> admit -> emit -> read_region -> normalize
-//   -> batch_collect -> infer -> stitch -> write -> done
-//   emit  -> cursors      (a slide's cursor goes back until its patches are all emitted)
-//   stitch -> tokens      (a stitched patch frees its admission token)
+//   -> batch_collect -> batches -> infer[m] -> sink[m] -> write -> done      (per model m)
+//   emit    -> cursors  (a slide's cursor goes back until its patches are all emitted)
+//   sink[m] -> tokens   (a patch every model has finished frees its admission token)
 //   done -> slide_finished -> slide_limit  (a finished slide lets the next one be planned)
 //
+// sink[m] is the model's task stage: stitch (segmentation), classify or detect.
+//
 // Backpressure: `max_in_flight` tokens circulate, and `emit` needs one per patch, so no
-// more patches than that are alive between emit and stitch. At most kSlidesAhead slides are
-// open at once.
+// more patches than that are alive between emit and the last sink that uses them. At most
+// kSlidesAhead slides are open at once.
 #include "stages/batch_collect.hpp"
+#include "stages/classify.hpp"
+#include "stages/detect.hpp"
 #include "stages/infer.hpp"
 #include "stages/model.hpp"
 #include "stages/normalize.hpp"
@@ -25,6 +29,7 @@
 #include <tbb/global_control.h>
 
 #include <algorithm>
+#include <deque>
 #include <thread>
 
 namespace flowinfer {
@@ -36,9 +41,8 @@ namespace {
 // Two slides open at once lets the next one's first patches overlap the last one's tail.
 constexpr int kSlidesAhead = 2;
 
-const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect",
-                               "infer", "stitch", "write"};
-enum StageId { kPlan, kRead, kNormalize, kBatch, kInfer, kStitch, kWrite, kStageCount };
+enum StageId { kPlan, kRead, kNormalize, kBatch, kWrite, kFixedStages };
+const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect", "write"};
 
 int default_torch_threads(const Config& cfg) {
     if (cfg.torch_threads > 0) return cfg.torch_threads;
@@ -48,22 +52,48 @@ int default_torch_threads(const Config& cfg) {
     return std::max(1, cores - 1);
 }
 
+const char* sink_name(Task t) {
+    switch (t) {
+        case Task::segmentation: return "stitch";
+        case Task::classification: return "classify";
+        case Task::detection: return "detect";
+    }
+    return "sink";
+}
+
 }  // namespace
 
 struct SlidePipeline::Impl {
     using PlanNode = multifunction_node<SlideJob, std::tuple<CursorPtr, SlideResult>>;
     using EmitNode = multifunction_node<std::tuple<Token, CursorPtr>, std::tuple<PatchTask, CursorPtr>>;
+    using NormalizeNode = multifunction_node<Patch, std::tuple<SlotFilled>>;
     using BatchNode = multifunction_node<SlotFilled, std::tuple<BatchPtr>>;
-    using StitchNode = multifunction_node<InferResult, std::tuple<Token, WriteMsg>>;
+    using InferNode = multifunction_node<BatchPtr, std::tuple<InferResult>>;
+    using SinkNode = multifunction_node<InferResult, std::tuple<Token, WriteMsg>>;
     using WriteNode = multifunction_node<WriteMsg, std::tuple<SlideResult>>;
 
+    // One loaded model and what runs it.
+    struct ModelRun {
+        std::unique_ptr<Model> model;
+        std::unique_ptr<SlotPool> slots;
+        ModelOutput probe;
+        StageCounter infer_counter, sink_counter;
+    };
+
+    // The models, loaded and probed before any node exists, and their batch buffers.
+    struct Models {
+        std::deque<ModelRun> runs;  // deque: counters are atomics, never moved
+        std::deque<BatchAssembler> assemblers;
+        Models(const Config& cfg, const Topology& topology);
+    };
+
     Config cfg;
-    Model model;
-    StageCounter counters[kStageCount];
+    Topology topology;
+    Models models;
+    std::deque<ModelRun>& runs = models.runs;
+    StageCounter counters[kFixedStages];
     std::atomic<std::int64_t> patches_total{0}, patches_done{0}, slides_done{0};
     std::atomic<std::int64_t> in_flight{0}, peak_in_flight{0};
-    BatchAssembler assembler;
-    SlotPool slots;
 
     // Nodes, in flow order.
     queue_node<SlideJob> jobs;
@@ -74,23 +104,57 @@ struct SlidePipeline::Impl {
     join_node<std::tuple<Token, CursorPtr>, reserving> admit;
     EmitNode emit;
     function_node<PatchTask, Patch> read_region;
-    function_node<Patch, SlotFilled> normalize;
+    NormalizeNode normalize;
     BatchNode batch_collect;
-    function_node<BatchPtr, InferResult> infer;
-    StitchNode stitch;
+    broadcast_node<BatchPtr> batches;
+    std::vector<std::unique_ptr<InferNode>> infer;  // per model
+    std::vector<std::unique_ptr<SinkNode>> sink;    // per model
     WriteNode write;
     broadcast_node<SlideResult> done;
     function_node<SlideResult, continue_msg> slide_finished;
 
+    Normalize make_normalize() {
+        std::vector<std::vector<Normalize::Target>> targets(topology.read_groups.size());
+        for (std::size_t b = 0; b < topology.batch_groups.size(); ++b) {
+            const BatchGroup& g = topology.batch_groups[b];
+            targets[static_cast<std::size_t>(g.read_group)].push_back(Normalize::target(models.assemblers[b], g));
+        }
+        return Normalize(std::move(targets), counters[kNormalize]);
+    }
+
+    // The task stage of model m, as a node body.
+    std::function<void(const InferResult&, SinkNode::output_ports_type&)> make_sink(int m) {
+        ModelRun& r = runs[static_cast<std::size_t>(m)];
+        const auto forward = [this](auto stage) {
+            return [this, stage](const InferResult& in, SinkNode::output_ports_type& out) {
+                SinkOut o = stage(in);
+                for (WriteMsg& msg : o.messages) std::get<1>(out).try_put(std::move(msg));
+                in_flight.fetch_sub(o.tokens, std::memory_order_relaxed);
+                patches_done.fetch_add(o.tokens, std::memory_order_relaxed);
+                for (int i = 0; i < o.tokens; ++i) std::get<0>(out).try_put(Token{});
+            };
+        };
+        switch (cfg.models[static_cast<std::size_t>(m)].task) {
+            case Task::segmentation: return forward(Stitch(cfg, m, r.probe.shape, r.sink_counter));
+            case Task::classification: return forward(Classify(cfg, m, r.probe.c, r.sink_counter));
+            case Task::detection: return forward(Detect(cfg, m, r.sink_counter));
+        }
+        throw std::logic_error("unknown task");
+    }
+
+    int consumers(std::uint16_t read_group) const {
+        return static_cast<int>(topology.read_groups[read_group].batch_groups.size());
+    }
+
     Impl(graph& g, const Config& c)
         : cfg(c),
-          model(cfg.models.front(), cfg.device, default_torch_threads(cfg), cfg.infer_slots),
-          assembler(model, cfg.models.front().batch_size, cfg.patch_size),
-          slots(model.slots()),
+          topology(make_topology(cfg)),
+          models(cfg, topology),
           jobs(g),
           slide_limit(g, kSlidesAhead),
           plan(g, serial,
-               [st = PlanStage(cfg, counters[kPlan], patches_total)](const SlideJob& job, PlanNode::output_ports_type& out) {
+               [st = PlanStage(cfg, topology, counters[kPlan], patches_total)](const SlideJob& job,
+                                                                             PlanNode::output_ports_type& out) {
                    PlanOutcome o = st(job);
                    if (o.cursor) std::get<0>(out).try_put(std::move(o.cursor));
                    else std::get<1>(out).try_put(std::move(o.failure));
@@ -101,36 +165,47 @@ struct SlidePipeline::Impl {
           emit(g, serial,
                [this](const std::tuple<Token, CursorPtr>& in, EmitNode::output_ports_type& out) {
                    const CursorPtr& cur = std::get<1>(in);
-                   const SlidePlan& p = cur->ctx->plan;
-                   std::get<0>(out).try_put(PatchTask{cur->ctx, p.key(cur->next++)});
+                   const SlidePlan& p = cur->ctx->plans[cur->group];
+                   const PatchKey key = p.key(cur->next++);
+                   std::get<0>(out).try_put(
+                       PatchTask{cur->ctx, key, std::make_shared<PatchTicket>(consumers(key.group))});
                    const std::int64_t now = in_flight.fetch_add(1, std::memory_order_relaxed) + 1;
                    std::int64_t peak = peak_in_flight.load(std::memory_order_relaxed);
                    while (now > peak && !peak_in_flight.compare_exchange_weak(peak, now)) {}
-                   if (cur->next < p.count()) std::get<1>(out).try_put(cur);
+                   if (cur->next == p.count()) {
+                       ++cur->group;
+                       cur->next = 0;
+                   }
+                   if (cur->group < cur->ctx->plans.size()) std::get<1>(out).try_put(cur);
                }),
           read_region(g, std::max(1, cfg.readers), ReadRegion(counters[kRead])),
           normalize(g, unlimited,
-                    Normalize(cfg.models.front().mean, cfg.models.front().std, assembler,
-                              counters[kNormalize])),
+                    [st = make_normalize()](const Patch& p, NormalizeNode::output_ports_type& out) {
+                        for (SlotFilled& s : st(p)) std::get<0>(out).try_put(std::move(s));
+                    }),
           batch_collect(g, serial,
                         [st = BatchCollect(counters[kBatch])](const SlotFilled& s, BatchNode::output_ports_type& out) {
                             if (auto b = st(s)) std::get<0>(out).try_put(std::move(*b));
                         }),
-          infer(g, model.slots(), Infer(model, slots, counters[kInfer])),
-          stitch(g, serial,
-                 [this, st = Stitch(cfg, counters[kStitch])](const InferResult& r, StitchNode::output_ports_type& out) {
-                     Stitch::Out o = st(r);
-                     for (WriteMsg& m : o.messages) std::get<1>(out).try_put(std::move(m));
-                     in_flight.fetch_sub(o.tokens, std::memory_order_relaxed);
-                     patches_done.fetch_add(o.tokens, std::memory_order_relaxed);
-                     for (int i = 0; i < o.tokens; ++i) std::get<0>(out).try_put(Token{});
-                 }),
+          batches(g),
           write(g, serial,
                 [st = WriteStage(counters[kWrite], slides_done)](const WriteMsg& m, WriteNode::output_ports_type& out) {
                     if (auto r = st(m)) std::get<0>(out).try_put(std::move(*r));
                 }),
           done(g),
           slide_finished(g, serial, [](const SlideResult&) { return continue_msg(); }) {
+        // The per-model nodes, in flow order.
+        for (std::size_t m = 0; m < cfg.models.size(); ++m) {
+            ModelRun& r = runs[m];
+            infer.push_back(std::make_unique<InferNode>(
+                g, r.model->slots(),
+                [st = Infer(*r.model, static_cast<int>(m), topology.model_batch_group[m], *r.slots, r.infer_counter)](
+                    const BatchPtr& b, InferNode::output_ports_type& out) {
+                    if (auto res = st(b)) std::get<0>(out).try_put(std::move(*res));
+                }));
+            sink.push_back(std::make_unique<SinkNode>(g, serial, make_sink(static_cast<int>(m))));
+        }
+
         // Edges, in flow order.
         make_edge(jobs, slide_limit);
         make_edge(slide_limit, plan);
@@ -142,11 +217,14 @@ struct SlidePipeline::Impl {
         make_edge(output_port<0>(emit), read_region);
         make_edge(output_port<1>(emit), cursors);
         make_edge(read_region, normalize);
-        make_edge(normalize, batch_collect);
-        make_edge(output_port<0>(batch_collect), infer);
-        make_edge(infer, stitch);
-        make_edge(output_port<0>(stitch), tokens);
-        make_edge(output_port<1>(stitch), write);
+        make_edge(output_port<0>(normalize), batch_collect);
+        make_edge(output_port<0>(batch_collect), batches);
+        for (std::size_t m = 0; m < cfg.models.size(); ++m) {
+            make_edge(batches, *infer[m]);
+            make_edge(output_port<0>(*infer[m]), *sink[m]);
+            make_edge(output_port<0>(*sink[m]), tokens);
+            make_edge(output_port<1>(*sink[m]), write);
+        }
         make_edge(output_port<0>(write), done);
         make_edge(done, slide_finished);
         make_edge(slide_finished, slide_limit.decrementer());
@@ -155,6 +233,21 @@ struct SlidePipeline::Impl {
     }
 };
 
+SlidePipeline::Impl::Models::Models(const Config& cfg, const Topology& topology) {
+    for (const ModelConfig& mc : cfg.models) {
+        ModelRun& r = runs.emplace_back();
+        r.model = std::make_unique<Model>(mc, mc.device.value_or(cfg.device), default_torch_threads(cfg),
+                                          cfg.infer_slots);
+        r.slots = std::make_unique<SlotPool>(r.model->slots());
+        r.probe = r.model->probe(tiling_for(cfg, mc).patch_size);
+    }
+    for (std::size_t b = 0; b < topology.batch_groups.size(); ++b) {
+        const BatchGroup& g = topology.batch_groups[b];
+        assemblers.emplace_back(*runs[static_cast<std::size_t>(g.models.front())].model, static_cast<int>(b), g,
+                                topology.read_groups[static_cast<std::size_t>(g.read_group)].tiling.patch_size);
+    }
+}
+
 SlidePipeline::SlidePipeline(graph& g, const Config& cfg)
     : composite_node(g), impl_(std::make_unique<Impl>(g, cfg)) {
     set_external_ports(input_ports_type(impl_->jobs), output_ports_type(impl_->done));
@@ -162,31 +255,35 @@ SlidePipeline::SlidePipeline(graph& g, const Config& cfg)
 
 SlidePipeline::~SlidePipeline() = default;
 
+namespace {
+StageStats stats_of(const StageCounter& c) {
+    StageStats s;
+    s.busy_s = c.busy_ns.load() * 1e-9;
+    s.items = c.items.load();
+    s.peak_concurrency = c.peak_running.load();
+    return s;
+}
+void add_to(StageStats& total, const StageStats& s) {
+    total.busy_s += s.busy_s;
+    total.items += s.items;
+    total.peak_concurrency = std::max(total.peak_concurrency, s.peak_concurrency);
+}
+}  // namespace
+
 std::map<std::string, StageStats> SlidePipeline::stats() const {
     std::map<std::string, StageStats> m;
-    for (int i = 0; i < kStageCount; ++i) {
-        StageStats& s = m[kStages[i]];
-        s.busy_s = impl_->counters[i].busy_ns.load() * 1e-9;
-        s.items = impl_->counters[i].items.load();
-        s.peak_concurrency = impl_->counters[i].peak_running.load();
+    for (int i = 0; i < kFixedStages; ++i) m[kStages[i]] = stats_of(impl_->counters[i]);
+    // Per model, and summed over models under the stage's plain name.
+    for (std::size_t k = 0; k < impl_->runs.size(); ++k) {
+        const ModelConfig& mc = impl_->cfg.models[k];
+        const StageStats inf = stats_of(impl_->runs[k].infer_counter);
+        const StageStats snk = stats_of(impl_->runs[k].sink_counter);
+        m["infer:" + mc.name] = inf;
+        m[std::string(sink_name(mc.task)) + ":" + mc.name] = snk;
+        add_to(m["infer"], inf);
+        add_to(m[sink_name(mc.task)], snk);
     }
     return m;
-}
-
-RuntimeInfo SlidePipeline::runtime() const {
-    const Config& cfg = impl_->cfg;
-    const DeviceInfo& d = impl_->model.info();
-    RuntimeInfo r;
-    r.device = d.device;
-    r.precision = d.precision;
-    r.readers = cfg.readers;
-    r.threads = static_cast<int>(
-        tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
-    r.torch_threads = d.torch_threads;
-    r.infer_slots = impl_->model.slots();
-    r.max_in_flight = cfg.max_in_flight;
-    r.batch_size = cfg.models.front().batch_size;
-    return r;
 }
 
 Progress SlidePipeline::progress() const {
@@ -196,6 +293,22 @@ Progress SlidePipeline::progress() const {
     p.slides_done = impl_->slides_done.load();
     p.peak_in_flight = impl_->peak_in_flight.load();
     return p;
+}
+
+RuntimeInfo SlidePipeline::runtime() const {
+    const Config& cfg = impl_->cfg;
+    const DeviceInfo& d = impl_->runs.front().model->info();
+    RuntimeInfo r;
+    r.device = d.device;
+    r.precision = d.precision;
+    r.readers = cfg.readers;
+    r.threads = static_cast<int>(
+        tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism));
+    r.torch_threads = d.torch_threads;
+    r.infer_slots = impl_->runs.front().model->slots();
+    r.max_in_flight = cfg.max_in_flight;
+    r.batch_size = cfg.models.front().batch_size;
+    return r;
 }
 
 }  // namespace flowinfer

@@ -36,13 +36,17 @@ std::string summary_json(const RunSummary& s) {
         j += i ? ",\n    {" : "\n    {";
         j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), r.ok ? "\"ok\"" : "\"failed\"");
         if (!r.ok) j += fmt::format("\"error\": {}, ", quote(r.error));
-        j += fmt::format("\"patches\": {}, \"wall_s\": {}, \"outputs\": [", r.patches, number(r.wall_s));
+        j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"wall_s\": {}, \"outputs\": [",
+                         r.patches, r.patches_skipped, number(r.wall_s));
         for (std::size_t k = 0; k < r.outputs.size(); ++k) {
             const OutputInfo& o = r.outputs[k];
-            j += fmt::format("{}{{\"model\": {}, \"kind\": {}, \"path\": {}, \"width\": {}, \"height\": {}, "
-                             "\"downsample\": {}}}",
-                             k ? ", " : "", quote(o.model), quote(o.kind), quote(o.path), o.width, o.height,
-                             number(o.downsample));
+            j += fmt::format("{}{{\"model\": {}, \"kind\": {}, \"format\": {}, \"path\": {}", k ? ", " : "",
+                             quote(o.model), quote(o.kind), quote(o.format), quote(o.path));
+            if (o.format == "tiff")
+                j += fmt::format(", \"width\": {}, \"height\": {}, \"downsample\": {}", o.width, o.height,
+                                 number(o.downsample));
+            if (o.objects >= 0) j += fmt::format(", \"objects\": {}", o.objects);
+            j += "}";
         }
         j += "]}";
     }

@@ -4,6 +4,8 @@
 
 #include "stages/tiff_writer.hpp"
 
+#include <flowinfer/errors.hpp>
+
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
@@ -212,6 +214,79 @@ void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& sp
         });
         for (std::int64_t tx = 0; tx < nx; ++tx)
             writer.write_tile(tx, ty, row.data() + tile_bytes * static_cast<std::size_t>(tx));
+    }
+    writer.finish();
+}
+
+void write_disc_slide(const std::string& path, std::int64_t width, std::int64_t height,
+                      const std::vector<Disc>& discs, double mpp) {
+    if (width <= 0 || height <= 0)
+        throw OutputError(path, fmt::format("disc slide needs a positive size, got {}x{}", width, height));
+    TiffLayout layout;
+    layout.width = width;
+    layout.height = height;
+    layout.channels = 3;
+    layout.tile = 256;
+    layout.compression = Compression::deflate;
+    layout.mpp = mpp > 0 ? mpp : 0.0;
+    layout.description = fmt::format("flowinfer disc slide discs={} mpp={}", discs.size(), mpp);
+
+    PyramidTiffWriter writer(path, layout);
+    const int T = layout.tile;
+    const std::int64_t nx = writer.tiles_x();
+    const std::size_t tile_bytes = static_cast<std::size_t>(T) * T * 3;
+
+    // Bucket the discs by tile row so a row only looks at the discs that can reach it: the
+    // slide may hold many thousands of them.
+    std::vector<std::vector<std::size_t>> by_row(static_cast<std::size_t>(writer.tiles_y()));
+    for (std::size_t i = 0; i < discs.size(); ++i) {
+        const Disc& d = discs[i];
+        const double reach = std::abs(d.r) + 1;
+        const auto lo = static_cast<std::int64_t>(std::floor((d.y - reach) / T));
+        const auto hi = static_cast<std::int64_t>(std::floor((d.y + reach) / T));
+        for (std::int64_t ty = std::max<std::int64_t>(0, lo);
+             ty <= std::min<std::int64_t>(writer.tiles_y() - 1, hi); ++ty)
+            by_row[static_cast<std::size_t>(ty)].push_back(i);
+    }
+
+    const double dark[3] = {60, 30, 110};
+    std::vector<std::uint8_t> row(tile_bytes * static_cast<std::size_t>(nx));
+    // Coverage (0..1) of each pixel of the tile row, so overlapping discs do not darken twice.
+    std::vector<float> cover(static_cast<std::size_t>(nx) * T * T);
+    for (std::int64_t ty = 0; ty < writer.tiles_y(); ++ty) {
+        std::fill(cover.begin(), cover.end(), 0.0f);
+        const std::int64_t y0 = ty * T;
+        const std::int64_t row_w = nx * T;
+        for (std::size_t i : by_row[static_cast<std::size_t>(ty)]) {
+            const Disc& d = discs[i];
+            const double r = std::abs(d.r);
+            const auto ya = std::max<std::int64_t>(y0, static_cast<std::int64_t>(std::floor(d.y - r - 1)));
+            const auto yb = std::min<std::int64_t>(y0 + T - 1, static_cast<std::int64_t>(std::ceil(d.y + r + 1)));
+            const auto xa = std::max<std::int64_t>(0, static_cast<std::int64_t>(std::floor(d.x - r - 1)));
+            const auto xb = std::min<std::int64_t>(row_w - 1, static_cast<std::int64_t>(std::ceil(d.x + r + 1)));
+            for (std::int64_t y = ya; y <= yb; ++y) {
+                for (std::int64_t x = xa; x <= xb; ++x) {
+                    // Pixel (x, y) covers [x, x+1) x [y, y+1): a one-pixel linear ramp across
+                    // the rim approximates its covered share (anti-aliasing).
+                    const double dist = std::hypot(x + 0.5 - d.x, y + 0.5 - d.y);
+                    const auto a = static_cast<float>(std::clamp(r - dist + 0.5, 0.0, 1.0));
+                    float& c = cover[static_cast<std::size_t>((y - y0) * row_w + x)];
+                    c = std::max(c, a);
+                }
+            }
+        }
+        for (std::int64_t tx = 0; tx < nx; ++tx) {
+            std::uint8_t* tile = row.data() + tile_bytes * static_cast<std::size_t>(tx);
+            for (int py = 0; py < T; ++py) {
+                for (int px = 0; px < T; ++px) {
+                    const float a = cover[static_cast<std::size_t>(py * row_w + tx * T + px)];
+                    for (int c = 0; c < 3; ++c)
+                        tile[(py * T + px) * 3 + c] =
+                            static_cast<std::uint8_t>(std::lround(255 + (dark[c] - 255) * a));
+                }
+            }
+            writer.write_tile(tx, ty, tile);
+        }
     }
     writer.finish();
 }

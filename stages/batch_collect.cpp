@@ -7,23 +7,28 @@ namespace flowinfer {
 BatchPtr BatchAssembler::make_batch(const SlidePtr& ctx) const {
     auto b = std::make_shared<Batch>();
     b->ctx = ctx;
+    b->group = group_;
+    b->consumers.store(consumers_, std::memory_order_relaxed);
     b->capacity = batch_size_;
     b->patch_size = patch_size_;
     b->keys.resize(batch_size_);
+    b->tickets.resize(batch_size_);
     b->data = model_->host_buffer(static_cast<std::size_t>(batch_size_) * 3 * patch_size_ * patch_size_);
     b->target.store(batch_size_, std::memory_order_relaxed);
     return b;
 }
 
-Slot BatchAssembler::reserve(const SlidePtr& ctx, const PatchKey& key) {
+Slot BatchAssembler::reserve(const Patch& patch) {
+    const SlidePtr& ctx = patch.ctx;
     const std::uint32_t slide = ctx->job.index;
     std::lock_guard<std::mutex> lock(mu_);
     Open& open = open_[slide];
     if (!open.batch) open.batch = make_batch(ctx);
     Slot slot{open.batch, open.reserved++};
-    slot.batch->keys[slot.index] = key;
+    slot.batch->keys[slot.index] = patch.key;
+    slot.batch->tickets[slot.index] = patch.ticket;
     const std::uint64_t total = ++reserved_total_[slide];
-    const bool slide_done = total == ctx->plan.count();
+    const bool slide_done = total == ctx->plans[patch.key.group].count();
     if (slide_done || open.reserved == batch_size_) {
         // Set before the slot is handed out, so the fill that completes the batch sees it.
         slot.batch->target.store(open.reserved, std::memory_order_release);

@@ -1,9 +1,9 @@
 // batch_collect stage: groups a slide's patches into batches of `batch_size`.
 //
-// Normalize writes each patch straight into a slot of the batch buffer it reserved from the
-// BatchAssembler (no per-patch float copy); batch_collect counts the filled slots and sends
-// a batch on once all its slots are written. A slide's last batch holds fewer slots; it is
-// flushed as soon as its last patch is normalized.
+// Normalize writes each patch straight into a slot of the batch buffer it reserved from its
+// batch group's BatchAssembler (no per-patch float copy); batch_collect counts the filled
+// slots and sends a batch on once all its slots are written. A slide's last batch holds
+// fewer slots; it is flushed as soon as its last patch is normalized.
 //
 // Thread safety: BatchAssembler::reserve() is thread-safe (one mutex, held for a few
 // instructions). BatchCollect::operator() must run serially (its node has concurrency 1).
@@ -27,9 +27,12 @@ struct Slot {
 
 class BatchAssembler {
 public:
-    BatchAssembler(const Model& model, int batch_size, int patch_size)
-        : model_(&model), batch_size_(batch_size), patch_size_(patch_size) {}
-    Slot reserve(const SlidePtr& ctx, const PatchKey& key);
+    // `model` provides the buffers (pinned when it runs on CUDA); `consumers` models share
+    // each batch.
+    BatchAssembler(const Model& model, int group, const BatchGroup& spec, int patch_size)
+        : model_(&model), group_(group), batch_size_(spec.batch_size),
+          consumers_(static_cast<int>(spec.models.size())), patch_size_(patch_size) {}
+    Slot reserve(const Patch& patch);
 
 private:
     struct Open {
@@ -39,7 +42,9 @@ private:
     BatchPtr make_batch(const SlidePtr& ctx) const;
 
     const Model* model_;
+    int group_;
     int batch_size_;
+    int consumers_;
     int patch_size_;
     std::mutex mu_;
     std::map<std::uint32_t, Open> open_;                    // slide index -> open batch

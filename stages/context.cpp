@@ -1,8 +1,15 @@
 #include "stages/context.hpp"
 
+#include "stages/classify.hpp"
+#include "stages/detect.hpp"
+#include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 
 namespace flowinfer {
+
+ModelSlide::ModelSlide() = default;
+ModelSlide::ModelSlide(ModelSlide&&) noexcept = default;
+ModelSlide::~ModelSlide() = default;
 
 SlideContext::SlideContext() = default;
 SlideContext::~SlideContext() = default;

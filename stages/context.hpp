@@ -11,6 +11,8 @@
 #include "stages/slide.hpp"
 #include "stages/tiff_writer.hpp"
 
+#include <vector>
+
 #include <flowinfer/pipeline.hpp>
 
 #include <atomic>
@@ -22,6 +24,32 @@
 namespace flowinfer {
 
 struct StitchState;
+struct ClassifyState;
+struct DetectState;
+class ObjectWriter;
+
+// One model's work on one slide.
+struct ModelSlide {
+    ModelSlide();
+    ModelSlide(ModelSlide&&) noexcept;
+    ~ModelSlide();
+
+    // sink (the model's stitch / classify / detect node)
+    std::unique_ptr<StitchState> stitch;
+    std::unique_ptr<ClassifyState> classify;
+    std::unique_ptr<DetectState> detect;
+    std::uint64_t consumed = 0;  // patches this model has finished
+    std::int64_t sent = 0;       // write messages sent
+    // sink, then write
+    std::unique_ptr<PyramidTiffWriter> tiff;
+    std::unique_ptr<ObjectWriter> objects;
+    std::vector<std::string> measurement_names;  // of ObjectRow::measurements
+    std::vector<OutputInfo> outputs;
+    // write
+    std::int64_t received = 0;
+    std::int64_t expected = -1;  // known once the sink has seen every patch
+    bool finished = false;
+};
 
 struct SlideContext {
     SlideContext();
@@ -29,8 +57,10 @@ struct SlideContext {
 
     SlideJob job;
     std::unique_ptr<Slide> slide;
-    SlidePlan plan;
+    std::vector<SlidePlan> plans;  // per read group
     std::chrono::steady_clock::time_point start;
+    std::vector<ModelSlide> models;  // per model
+    std::string tissue_preview;      // path of the mask preview, if written
 
     // A slide error: the first message wins; later stages skip the slide's work but still
     // pass its patches on, so tokens return and the slide's result is emitted once.
@@ -38,16 +68,8 @@ struct SlideContext {
     bool failed() const { return failed_.load(std::memory_order_acquire); }
     std::string error() const;
 
-    // stitch
-    std::unique_ptr<StitchState> stitch;
-    std::uint64_t stitched = 0;
-    std::int64_t tiles_sent = 0;
-    // stitch, then write
-    std::unique_ptr<PyramidTiffWriter> writer;
-    OutputInfo output;
     // write
-    std::int64_t tiles_received = 0;
-    std::int64_t tiles_expected = -1;  // known once stitch has seen every patch
+    std::size_t models_finished = 0;
 
 private:
     std::atomic<bool> failed_{false};

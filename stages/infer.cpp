@@ -24,10 +24,11 @@ void SlotPool::release(int slot) {
     free_.push_back(slot);
 }
 
-InferResult Infer::operator()(const BatchPtr& batch) const {
+std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
+    if (batch->group != group_) return std::nullopt;
     const int n = batch->target.load(std::memory_order_acquire);
-    InferResult r{batch, {}};
-    if (batch->ctx->failed()) return r;
+    InferResult r{batch, index_, {}};
+    if (batch->ctx->failed() || batch->keys[0].placeholder) return r;
     BusyScope busy(*counter_, n);
     struct Lease {
         SlotPool* pool;

@@ -1,4 +1,5 @@
-// infer stage: runs the model on a full batch.
+// infer stage: runs one model on the full batches of its batch group. Every model's infer
+// node sees every batch (one broadcast); it ignores the batches of other groups.
 //
 // Thread safety: operator() runs on up to model.slots() threads at once (the node's
 // concurrency); each call borrows a distinct slot (a CUDA stream on GPU) from the SlotPool.
@@ -9,6 +10,7 @@
 #include "stages/stage_stats.hpp"
 
 #include <mutex>
+#include <optional>
 #include <vector>
 
 namespace flowinfer {
@@ -28,12 +30,14 @@ private:
 
 class Infer {
 public:
-    Infer(Model& model, SlotPool& slots, StageCounter& counter)
-        : model_(&model), slots_(&slots), counter_(&counter) {}
-    InferResult operator()(const BatchPtr& batch) const;
+    Infer(Model& model, int model_index, int batch_group, SlotPool& slots, StageCounter& counter)
+        : model_(&model), index_(model_index), group_(batch_group), slots_(&slots), counter_(&counter) {}
+    std::optional<InferResult> operator()(const BatchPtr& batch) const;
 
 private:
     Model* model_;
+    int index_;
+    int group_;
     SlotPool* slots_;
     StageCounter* counter_;
 };

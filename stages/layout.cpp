@@ -1,6 +1,7 @@
 #include "stages/layout.hpp"
 
 #include "stages/slide.hpp"
+#include "stages/tissue.hpp"
 
 #include <flowinfer/config.hpp>
 #include <flowinfer/errors.hpp>
@@ -17,7 +18,7 @@ namespace {
 // A level within this relative distance of the requested mpp is read as is.
 constexpr double kMppTolerance = 0.02;
 
-void choose_level(const Slide& slide, const Config& cfg, SlidePlan& plan) {
+void choose_level(const Slide& slide, const Tiling& cfg, SlidePlan& plan) {
     if (cfg.level) {
         if (*cfg.level >= slide.level_count())
             throw SlideError(slide.path(), fmt::format("tiling.level = {} but the slide has {} level(s)",
@@ -70,7 +71,7 @@ std::vector<std::int64_t> axis_positions(std::int64_t extent, int patch, int str
     return pos;
 }
 
-PatchKey SlidePlan::key(std::uint64_t seq) const {
+PatchKey SlidePlan::grid_key(std::uint64_t seq) const {
     const std::uint64_t ncols = xs.size(), nrows = ys.size();
     const std::uint64_t band = std::uint64_t(sections) * ncols;
     const std::uint64_t r0 = (seq / band) * sections;
@@ -81,25 +82,93 @@ PatchKey SlidePlan::key(std::uint64_t seq) const {
     const std::uint64_t cols_in = std::min<std::uint64_t>(subsections, ncols - c0);
     rem -= (c0 / subsections) * sub;
     const std::uint64_t row = r0 + rem / cols_in, col = c0 + rem % cols_in;
-    return PatchKey{slide, level, xs[col], ys[row], seq};
+    PatchKey k;
+    k.slide = slide;
+    k.group = group;
+    k.level = level;
+    k.x = xs[col];
+    k.y = ys[row];
+    k.seq = seq;
+    return k;
 }
 
-SlidePlan plan_slide(const Slide& slide, std::uint32_t index, const Config& cfg) {
+PatchKey SlidePlan::key(std::uint64_t seq) const {
+    if (!tissue_filtered) return grid_key(seq);
+    if (kept.empty()) {
+        PatchKey k = grid_key(0);
+        k.placeholder = true;
+        return k;
+    }
+    PatchKey k = grid_key(kept[seq]);
+    k.seq = seq;
+    return k;
+}
+
+bool SlidePlan::runs(std::size_t col, std::size_t row) const {
+    return run_grid.empty() || run_grid[row * xs.size() + col];
+}
+
+double SlidePlan::section_top(std::uint64_t seq) const {
+    const std::uint64_t pos = tissue_filtered ? (kept.empty() ? 0 : kept[seq]) : seq;
+    const std::uint64_t row = (pos / (std::uint64_t(sections) * xs.size())) * sections;
+    return static_cast<double>(ys[row]) * downsample();
+}
+
+Topology make_topology(const Config& cfg) {
+    Topology t;
+    for (std::size_t m = 0; m < cfg.models.size(); ++m) {
+        const ModelConfig& mc = cfg.models[m];
+        const Tiling tiling = tiling_for(cfg, mc);
+        int rg = 0;
+        while (rg < int(t.read_groups.size()) && !(t.read_groups[rg].tiling == tiling)) ++rg;
+        if (rg == int(t.read_groups.size())) t.read_groups.push_back(ReadGroup{tiling, {}});
+        int bg = -1;
+        for (int b : t.read_groups[rg].batch_groups) {
+            const BatchGroup& g = t.batch_groups[b];
+            if (g.batch_size == mc.batch_size && g.mean == mc.mean && g.std == mc.std) bg = b;
+        }
+        if (bg < 0) {
+            bg = int(t.batch_groups.size());
+            t.batch_groups.push_back(BatchGroup{rg, mc.batch_size, mc.mean, mc.std, {}});
+            t.read_groups[rg].batch_groups.push_back(bg);
+        }
+        t.batch_groups[bg].models.push_back(int(m));
+        t.model_batch_group.push_back(bg);
+    }
+    return t;
+}
+
+SlidePlan plan_slide(const Slide& slide, std::uint32_t index, const Tiling& tiling,
+                     const Config& cfg, std::uint16_t group, const TissueMask* mask) {
     SlidePlan plan;
     plan.slide = index;
-    choose_level(slide, cfg, plan);
+    plan.group = group;
+    choose_level(slide, tiling, plan);
     plan.level_downsample = slide.level_downsample(plan.level);
     plan.level_width = slide.level_width(plan.level);
     plan.level_height = slide.level_height(plan.level);
     plan.grid_width = std::max<std::int64_t>(1, std::int64_t(std::floor(plan.level_width / plan.resize)));
     plan.grid_height = std::max<std::int64_t>(1, std::int64_t(std::floor(plan.level_height / plan.resize)));
-    plan.patch_size = cfg.patch_size;
-    plan.overlap = cfg.overlap;
+    plan.patch_size = tiling.patch_size;
+    plan.overlap = tiling.overlap;
     plan.sections = cfg.sections;
     plan.subsections = cfg.subsections;
-    const int stride = cfg.patch_size - cfg.overlap;
-    plan.xs = axis_positions(plan.grid_width, cfg.patch_size, stride);
-    plan.ys = axis_positions(plan.grid_height, cfg.patch_size, stride);
+    const int stride = tiling.patch_size - tiling.overlap;
+    plan.xs = axis_positions(plan.grid_width, tiling.patch_size, stride);
+    plan.ys = axis_positions(plan.grid_height, tiling.patch_size, stride);
+    if (mask) {
+        plan.tissue_filtered = true;
+        plan.run_grid.assign(plan.grid_count(), false);
+        const double ds = plan.downsample(), side = tiling.patch_size * ds;
+        for (std::uint64_t pos = 0; pos < plan.grid_count(); ++pos) {
+            const PatchKey k = plan.grid_key(pos);
+            if (mask->fraction_in(k.x * ds, k.y * ds, side, side) < cfg.tissue_threshold) continue;
+            plan.kept.push_back(static_cast<std::uint32_t>(pos));
+            const auto col = std::lower_bound(plan.xs.begin(), plan.xs.end(), k.x) - plan.xs.begin();
+            const auto row = std::lower_bound(plan.ys.begin(), plan.ys.end(), k.y) - plan.ys.begin();
+            plan.run_grid[static_cast<std::size_t>(row) * plan.xs.size() + static_cast<std::size_t>(col)] = true;
+        }
+    }
     return plan;
 }
 

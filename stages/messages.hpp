@@ -18,9 +18,11 @@ namespace flowinfer {
 // ... -> stitch -> tokens), which bounds the patches alive in the graph.
 struct Token {};
 
-// A slide's walk through its plan; re-queued after each emitted patch until exhausted.
+// A slide's walk through its plans (one per read group, in order); re-queued after each
+// emitted patch until exhausted.
 struct Cursor {
     SlidePtr ctx;
+    std::uint16_t group = 0;
     std::uint64_t next = 0;
 };
 using CursorPtr = std::shared_ptr<Cursor>;
@@ -33,25 +35,39 @@ struct CursorOrder {
     }
 };
 
+// A patch is alive until every batch group of its read group has finished with it; the last
+// one returns its token.
+struct PatchTicket {
+    explicit PatchTicket(int consumers) : pending(consumers) {}
+    std::atomic<int> pending;
+};
+using TicketPtr = std::shared_ptr<PatchTicket>;
+
 struct PatchTask {
     SlidePtr ctx;
     PatchKey key;
+    TicketPtr ticket;
 };
 
 // RGB pixels of one patch on the working grid (patch_size^2 * 3, row-major, interleaved);
-// empty when the slide has failed.
+// empty when the slide has failed or the patch is a placeholder.
 struct Patch {
     SlidePtr ctx;
     PatchKey key;
+    TicketPtr ticket;
     std::vector<std::uint8_t> rgb;
 };
 
-// Up to `capacity` normalized patches of one slide, [n, 3, P, P] float32 in `data`.
+// Up to `capacity` normalized patches of one slide, [n, 3, P, P] float32 in `data`, shared
+// by every model of its batch group.
 struct Batch {
     SlidePtr ctx;
+    int group = 0;  // batch group
     int capacity = 0;
     int patch_size = 0;
     std::vector<PatchKey> keys;   // slot i holds keys[i]
+    std::vector<TicketPtr> tickets;
+    std::atomic<int> consumers{0};  // models still to finish with this batch
     std::shared_ptr<float> data;  // from Model::host_buffer (pinned on CUDA)
     // Slots that will be filled: capacity, or fewer for a slide's last batch. Set by the
     // assembler before the slot that completes the batch is handed out.
@@ -67,16 +83,28 @@ struct SlotFilled {
 
 struct InferResult {
     BatchPtr batch;
-    ModelOutput out;  // empty (n = 0) when the slide has failed
+    int model = 0;
+    ModelOutput out;  // empty (n = 0) when the slide has failed or the batch has no pixels
 };
 
-// stitch -> write: a finished output tile, or (end) the slide's last message count.
+// One GeoJSON feature / CSV row, level-0 pixels.
+struct ObjectRow {
+    double x1 = 0, y1 = 0, x2 = 0, y2 = 0;
+    int cls = 0;
+    std::vector<double> measurements;  // named by the model's sink
+    std::vector<double> csv;
+};
+
+// sink -> write: a finished TIFF tile, objects, or (end) the model's message count for a slide.
 struct WriteMsg {
+    enum Kind { tile, objects, end };
     SlidePtr ctx;
+    int model = 0;
+    Kind kind = tile;
     std::int64_t tx = 0, ty = 0;
-    std::vector<std::uint8_t> tile;
-    bool end = false;
-    std::int64_t tiles_sent = 0;  // with end
+    std::vector<std::uint8_t> pixels;
+    std::vector<ObjectRow> rows;
+    std::int64_t sent = 0;  // with end: messages the sink sent before it
 };
 
 }  // namespace flowinfer

@@ -136,9 +136,23 @@ at::Tensor first_tensor(const std::string& model, const c10::IValue& result) {
                                         result.tagKind()));
 }
 
+void validate_rank(const std::string& model, const at::Tensor& out, int n, int rank,
+                   const char* layout) {
+    if (out.dim() != rank)
+        throw ModelError(model, fmt::format("output has rank {} ({}); expected {}", out.dim(),
+                                            shape_string(out), layout));
+    if (out.size(0) != n)
+        throw ModelError(model, fmt::format("output batch is {} ({}); expected {} (the input batch)",
+                                            out.size(0), shape_string(out), n));
+    for (int64_t d = 1; d < out.dim(); ++d)
+        if (out.size(d) < 1) throw ModelError(model, fmt::format("output {} is empty", shape_string(out)));
+}
+
 // The stitcher maps output pixels back onto the patch with one integer factor, so anything
 // else (padding-less convolutions shrinking the map, odd strides) must fail loudly here.
-void validate_output(const std::string& model, const at::Tensor& out, int n, int h, int w) {
+void validate_output(const std::string& model, Task task, const at::Tensor& out, int n, int h, int w) {
+    if (task == Task::classification) return validate_rank(model, out, n, 2, "[B, C] for task classification");
+    if (task == Task::detection) return validate_rank(model, out, n, 3, "[B, N, 6], [B, 4 + nc, N] or [B, N, 5 + nc] for task detection");
     if (out.dim() != 4)
         throw ModelError(model, fmt::format("output has rank {} ({}); expected [B, C, h, w]",
                                             out.dim(), shape_string(out)));
@@ -167,10 +181,13 @@ at::Tensor activate(const at::Tensor& logits, Activation activation) {
 ModelOutput to_model_output(const at::Tensor& host_float) {
     at::Tensor t = host_float.contiguous();
     ModelOutput out;
+    out.shape.assign(t.sizes().begin(), t.sizes().end());
     out.n = static_cast<int>(t.size(0));
     out.c = static_cast<int>(t.size(1));
-    out.h = static_cast<int>(t.size(2));
-    out.w = static_cast<int>(t.size(3));
+    if (t.dim() == 4) {
+        out.h = static_cast<int>(t.size(2));
+        out.w = static_cast<int>(t.size(3));
+    }
     out.data.resize(static_cast<std::size_t>(t.numel()));
     std::memcpy(out.data.data(), t.data_ptr<float>(), out.data.size() * sizeof(float));
     return out;
@@ -192,8 +209,9 @@ struct Model::Impl {
     at::Tensor forward(const at::Tensor& x, int n, int h, int w) {
         c10::IValue result = module.forward({x});
         at::Tensor out = first_tensor(cfg.name, result);
-        validate_output(cfg.name, out, n, h, w);
+        validate_output(cfg.name, cfg.task, out, n, h, w);
         // Activation in fp32: softmax in half precision loses the small probabilities.
+        if (cfg.task == Task::detection) return out.to(torch::kFloat);
         return activate(out.to(torch::kFloat), cfg.activation);
     }
 
@@ -315,6 +333,13 @@ ModelOutput Model::run(const float* input, int n, int h, int w, int slot) {
     } catch (const std::exception& e) {
         throw ModelError(m.cfg.name, "forward failed: " + forward_message(e.what()));
     }
+}
+
+ModelOutput Model::probe(int patch_size) {
+    const std::size_t count = static_cast<std::size_t>(3) * patch_size * patch_size;
+    std::shared_ptr<float> input = host_buffer(count);
+    std::fill(input.get(), input.get() + count, 0.0f);
+    return run(input.get(), 1, patch_size, patch_size, 0);
 }
 
 int Model::slots() const { return impl_->slots; }

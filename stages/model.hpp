@@ -13,9 +13,13 @@
 
 namespace flowinfer {
 
+// The model's output as float32 host memory, after the activation (segmentation and
+// classification). `shape` is the full shape; n, c, h, w name its dims where the task has
+// them: segmentation [n, c, h, w], classification [n, c], detection [n, d1, d2].
 struct ModelOutput {
+    std::vector<std::int64_t> shape;
     int n = 0, c = 0, h = 0, w = 0;
-    std::vector<float> data;  // [n, c, h, w], after the activation, float32, host memory
+    std::vector<float> data;
 };
 
 struct DeviceInfo {
@@ -40,10 +44,15 @@ public:
     std::shared_ptr<float> host_buffer(std::size_t count) const;
 
     // Runs the model on `n` patches: input [n, 3, h, w] float32 contiguous (already
-    // normalized). Applies the configured activation over the channel dim. Validates the
-    // output: rank 4, batch n, h and w divide the input's by the same integer factor.
-    // Throws ModelError carrying the model's name and the original message.
+    // normalized). Validates the output for the model's task (segmentation: [n, C, h', w']
+    // with h' and w' the input's divided by one integer factor; classification: [n, C];
+    // detection: [n, d1, d2]) and applies the configured activation over dim 1 (not for
+    // detection). Throws ModelError carrying the model's name and the original message.
     ModelOutput run(const float* input, int n, int h, int w, int slot);
+
+    // Runs one all-zero patch of `patch_size` through the model (slot 0) and returns its
+    // output: learns the output geometry and validates it before any slide is read.
+    ModelOutput probe(int patch_size);
 
     int slots() const;
     const DeviceInfo& info() const;

@@ -2,13 +2,14 @@
 
 namespace flowinfer {
 
-Normalize::Normalize(const std::vector<float>& mean, const std::vector<float>& std,
-                     BatchAssembler& assembler, StageCounter& counter)
-    : assembler_(&assembler), counter_(&counter) {
+Normalize::Target Normalize::target(BatchAssembler& assembler, const BatchGroup& group) {
+    Target t;
+    t.assembler = &assembler;
     for (int c = 0; c < 3; ++c) {
-        scale_[c] = 1.0f / (255.0f * std[c]);
-        bias_[c] = -mean[c] / std[c];
+        t.scale[c] = 1.0f / (255.0f * group.std[c]);
+        t.bias[c] = -group.mean[c] / group.std[c];
     }
+    return t;
 }
 
 void normalize_rgb(const std::uint8_t* rgb, int pixels, const float scale[3], const float bias[3],
@@ -23,17 +24,21 @@ void normalize_rgb(const std::uint8_t* rgb, int pixels, const float scale[3], co
     }
 }
 
-SlotFilled Normalize::operator()(const Patch& patch) const {
+std::vector<SlotFilled> Normalize::operator()(const Patch& patch) const {
     BusyScope busy(*counter_);
-    Slot slot = assembler_->reserve(patch.ctx, patch.key);
-    // A failed slide's patches carry no pixels; its batches are skipped by infer.
-    if (!patch.rgb.empty()) {
-        const int n = slot.batch->patch_size;
-        const int pixels = n * n;
-        normalize_rgb(patch.rgb.data(), pixels, scale_.data(), bias_.data(),
-                      slot.batch->data.get() + static_cast<std::size_t>(slot.index) * 3 * pixels);
+    std::vector<SlotFilled> out;
+    for (const Target& t : (*targets_)[patch.key.group]) {
+        Slot slot = t.assembler->reserve(patch);
+        // Failed slides and placeholders carry no pixels; infer skips such batches.
+        if (!patch.rgb.empty()) {
+            const int n = slot.batch->patch_size;
+            const int pixels = n * n;
+            normalize_rgb(patch.rgb.data(), pixels, t.scale.data(), t.bias.data(),
+                          slot.batch->data.get() + static_cast<std::size_t>(slot.index) * 3 * pixels);
+        }
+        out.push_back(SlotFilled{std::move(slot.batch)});
     }
-    return SlotFilled{std::move(slot.batch)};
+    return out;
 }
 
 }  // namespace flowinfer

@@ -1,7 +1,8 @@
 // normalize stage: uint8 RGB -> (x/255 - mean) / std per channel, planar, written straight
-// into the patch's slot of its batch buffer.
+// into the patch's slot of a batch buffer, once per batch group of the patch's read group
+// (models sharing mean, std and batch size share that buffer).
 //
-// Thread safety: operator() is const and runs concurrently; each call writes only the slot
+// Thread safety: operator() is const and runs concurrently; each call writes only the slots
 // it reserved.
 #pragma once
 
@@ -10,20 +11,28 @@
 #include "stages/stage_stats.hpp"
 
 #include <array>
+#include <memory>
 #include <vector>
 
 namespace flowinfer {
 
 class Normalize {
 public:
-    Normalize(const std::vector<float>& mean, const std::vector<float>& std,
-              BatchAssembler& assembler, StageCounter& counter);
-    SlotFilled operator()(const Patch& patch) const;
+    struct Target {
+        BatchAssembler* assembler = nullptr;
+        std::array<float, 3> scale{};  // 1 / (255 std)
+        std::array<float, 3> bias{};   // -mean / std
+    };
+    // targets[g]: the batch groups of read group g.
+    Normalize(std::vector<std::vector<Target>> targets, StageCounter& counter)
+        : targets_(std::make_shared<const std::vector<std::vector<Target>>>(std::move(targets))),
+          counter_(&counter) {}
+    static Target target(BatchAssembler& assembler, const BatchGroup& group);
+
+    std::vector<SlotFilled> operator()(const Patch& patch) const;
 
 private:
-    std::array<float, 3> scale_{};  // 1 / (255 std)
-    std::array<float, 3> bias_{};   // -mean / std
-    BatchAssembler* assembler_;
+    std::shared_ptr<const std::vector<std::vector<Target>>> targets_;
     StageCounter* counter_;
 };
 

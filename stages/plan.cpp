@@ -1,6 +1,11 @@
 #include "stages/plan.hpp"
 
+#include "stages/tissue.hpp"
+
 #include <flowinfer/errors.hpp>
+
+#include <filesystem>
+#include <optional>
 
 namespace flowinfer {
 
@@ -13,10 +18,27 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         ctx->job = job;
         ctx->start = start;
         ctx->slide = std::make_unique<Slide>(job.path);
-        ctx->plan = plan_slide(*ctx->slide, job.index, *cfg_);
-        total_->fetch_add(static_cast<std::int64_t>(ctx->plan.count()), std::memory_order_relaxed);
-        out.cursor = std::make_shared<Cursor>(Cursor{std::move(ctx), 0});
-    } catch (const SlideError& e) {
+        std::optional<TissueMask> mask;
+        if (cfg_->tissue) {
+            mask = compute_tissue_mask(*ctx->slide);
+            if (cfg_->tissue_preview) {
+                namespace fs = std::filesystem;
+                const fs::path dir = fs::path(cfg_->output_dir) / fs::path(job.path).stem();
+                std::error_code ec;
+                fs::create_directories(dir, ec);
+                ctx->tissue_preview = (dir / "tissue-mask.png").string();
+                write_mask_preview(ctx->tissue_preview, *mask);
+            }
+        }
+        const auto& groups = topology_->read_groups;
+        for (std::size_t g = 0; g < groups.size(); ++g) {
+            ctx->plans.push_back(plan_slide(*ctx->slide, job.index, groups[g].tiling, *cfg_,
+                                            static_cast<std::uint16_t>(g), mask ? &*mask : nullptr));
+            total_->fetch_add(static_cast<std::int64_t>(ctx->plans.back().count()), std::memory_order_relaxed);
+        }
+        ctx->models.resize(cfg_->models.size());
+        out.cursor = std::make_shared<Cursor>(Cursor{std::move(ctx), 0, 0});
+    } catch (const Error& e) {  // SlideError, or OutputError from the mask preview
         out.failure.index = job.index;
         out.failure.path = job.path;
         out.failure.ok = false;

@@ -22,12 +22,14 @@ struct PlanOutcome {
 
 class PlanStage {
 public:
-    PlanStage(const Config& cfg, StageCounter& counter, std::atomic<std::int64_t>& patches_total)
-        : cfg_(&cfg), counter_(&counter), total_(&patches_total) {}
+    PlanStage(const Config& cfg, const Topology& topology, StageCounter& counter,
+              std::atomic<std::int64_t>& patches_total)
+        : cfg_(&cfg), topology_(&topology), counter_(&counter), total_(&patches_total) {}
     PlanOutcome operator()(const SlideJob& job) const;
 
 private:
     const Config* cfg_;
+    const Topology* topology_;
     StageCounter* counter_;
     std::atomic<std::int64_t>* total_;
 };

@@ -80,10 +80,10 @@ void area_resize(const std::uint8_t* src, std::int64_t sw, std::int64_t sh, doub
 
 Patch ReadRegion::operator()(const PatchTask& task) const {
     BusyScope busy(*counter_);
-    Patch patch{task.ctx, task.key, {}};
+    Patch patch{task.ctx, task.key, task.ticket, {}};
     const SlideContext& ctx = *task.ctx;
-    if (ctx.failed()) return patch;
-    const SlidePlan& plan = ctx.plan;
+    if (ctx.failed() || task.key.placeholder) return patch;
+    const SlidePlan& plan = ctx.plans[task.key.group];
     const int n = plan.patch_size;
     thread_local std::vector<std::uint32_t> argb;
     thread_local std::vector<std::uint8_t> region;

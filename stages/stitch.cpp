@@ -16,29 +16,6 @@ namespace {
 
 constexpr int T = kOutputTile;
 
-// Patches (positions `pos`, each `len` long on the output grid) that overlap each tile.
-std::vector<int> cover_counts(const std::vector<std::int64_t>& pos, int scale, int len,
-                              std::int64_t extent, std::int64_t tiles) {
-    std::vector<int> cover(static_cast<std::size_t>(tiles), 0);
-    for (std::int64_t p : pos) {
-        const std::int64_t lo = p / scale, hi = std::min(extent, lo + len);
-        for (std::int64_t t = lo / T; t * T < hi; ++t) ++cover[static_cast<std::size_t>(t)];
-    }
-    return cover;
-}
-
-// Sum of the window over the patches covering each output pixel along one axis.
-std::vector<float> axis_weights(const std::vector<std::int64_t>& pos, int scale,
-                                const std::vector<float>& window, std::int64_t extent) {
-    std::vector<float> sum(static_cast<std::size_t>(extent), 0.0f);
-    for (std::int64_t p : pos) {
-        const std::int64_t lo = p / scale;
-        for (std::size_t i = 0; i < window.size() && lo + std::int64_t(i) < extent; ++i)
-            sum[static_cast<std::size_t>(lo) + i] += window[i];
-    }
-    return sum;
-}
-
 std::vector<float> blend_window(Blend blend, int len, int overlap) {
     std::vector<float> w(static_cast<std::size_t>(len), 1.0f);
     if (blend == Blend::weighted) {
@@ -52,11 +29,17 @@ std::vector<float> blend_window(Blend blend, int len, int overlap) {
     return w;
 }
 
-std::string slide_stem(const std::string& path) { return fs::path(path).stem().string(); }
+// Indices of the patches (positions `pos`, `len` long) overlapping [lo, hi).
+std::pair<std::size_t, std::size_t> covering(const std::vector<std::int64_t>& pos, int len,
+                                              std::int64_t lo, std::int64_t hi) {
+    const auto first = std::lower_bound(pos.begin(), pos.end(), lo - len + 1) - pos.begin();
+    const auto last = std::lower_bound(pos.begin(), pos.end(), hi) - pos.begin();
+    return {static_cast<std::size_t>(first), static_cast<std::size_t>(last)};
+}
 
 }  // namespace
 
-std::vector<std::uint8_t> label_palette() {
+std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes) {
     // Distinct colours for the first classes (tab10), then a grey ramp.
     static const std::uint8_t base[10][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},
                                              {214, 39, 40},  {148, 103, 189}, {140, 86, 75},
@@ -66,34 +49,56 @@ std::vector<std::uint8_t> label_palette() {
     for (int i = 0; i < 256; ++i)
         for (int c = 0; c < 3; ++c)
             p[3 * i + c] = i < 10 ? base[i][c] : static_cast<std::uint8_t>(i);
+    for (std::size_t i = 0; i < classes.size() && i < 256; ++i)
+        if (classes[i].color)
+            for (int c = 0; c < 3; ++c) p[3 * i + c] = (*classes[i].color)[c];
     return p;
 }
 
-void Stitch::start_slide(SlideContext& ctx, const ModelOutput& out) const {
-    const SlidePlan& plan = ctx.plan;
-    const ModelConfig& model = cfg_->models.front();
+std::uint8_t map_value(const float* v, int acc_channels, std::size_t stride) {
+    if (acc_channels == 1)
+        return static_cast<std::uint8_t>(std::lround(std::clamp(v[0], 0.0f, 1.0f) * 255.0f));
+    int best = 0;
+    for (int a = 1; a < acc_channels; ++a)
+        if (v[a * stride] > v[best * stride]) best = a;
+    return static_cast<std::uint8_t>(std::min(best, 255));
+}
+
+void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<WriteMsg>& messages) const {
+    const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
+    ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
     auto st = std::make_unique<StitchState>();
-    st->scale = plan.patch_size / out.h;
-    st->out_patch = out.h;
-    st->channels = out.c;
-    st->acc_channels = out.c > 2 ? out.c : 1;
+    st->scale = plan.patch_size / out_patch_;
+    st->out_patch = out_patch_;
+    st->channels = channels_;
+    st->acc_channels = channels_ > 2 ? channels_ : 1;
     st->width = (plan.grid_width + st->scale - 1) / st->scale;
     st->height = (plan.grid_height + st->scale - 1) / st->scale;
     st->tiles_x = (st->width + T - 1) / T;
     st->tiles_y = (st->height + T - 1) / T;
-    st->col_cover = cover_counts(plan.xs, st->scale, st->out_patch, st->width, st->tiles_x);
-    st->row_cover = cover_counts(plan.ys, st->scale, st->out_patch, st->height, st->tiles_y);
+    for (std::int64_t x : plan.xs) st->out_x.push_back(x / st->scale);
+    for (std::int64_t y : plan.ys) st->out_y.push_back(y / st->scale);
     st->window = blend_window(model.blend, st->out_patch, plan.overlap / st->scale);
-    st->weight_x = axis_weights(plan.xs, st->scale, st->window, st->width);
-    st->weight_y = axis_weights(plan.ys, st->scale, st->window, st->height);
+    st->expected.assign(static_cast<std::size_t>(st->tiles_x * st->tiles_y), 0);
+    for (std::size_t i = 0; i < st->out_y.size(); ++i) {
+        for (std::size_t j = 0; j < st->out_x.size(); ++j) {
+            if (!plan.runs(j, i) || (plan.tissue_filtered && plan.kept.empty())) continue;
+            const std::int64_t x1 = std::min(st->width, st->out_x[j] + st->out_patch);
+            const std::int64_t y1 = std::min(st->height, st->out_y[i] + st->out_patch);
+            for (std::int64_t ty = st->out_y[i] / T; ty * T < y1; ++ty)
+                for (std::int64_t tx = st->out_x[j] / T; tx * T < x1; ++tx)
+                    ++st->expected[static_cast<std::size_t>(ty * st->tiles_x + tx)];
+        }
+    }
 
-    OutputInfo& info = ctx.output;
+    OutputInfo info;
     info.model = model.name;
     info.kind = to_string(model.task);
+    info.format = "tiff";
     info.width = st->width;
     info.height = st->height;
     info.downsample = plan.downsample() * st->scale;
-    info.path = (fs::path(cfg_->output_dir) / slide_stem(ctx.job.path) / (model.name + ".tif")).string();
+    info.path = (fs::path(cfg_->output_dir) / fs::path(ctx.job.path).stem() / (model.name + ".tif")).string();
 
     TiffLayout layout;
     layout.width = st->width;
@@ -103,21 +108,70 @@ void Stitch::start_slide(SlideContext& ctx, const ModelOutput& out) const {
     layout.compression = cfg_->compression;
     layout.mpp = plan.mpp > 0 ? plan.mpp * st->scale : 0.0;
     layout.spill_bytes = cfg_->spill_mb << 20;
-    if (out.c > 2) layout.palette_rgb = label_palette();
+    if (channels_ > 2) layout.palette_rgb = label_palette(model.classes);
     layout.description = fmt::format(
         "flowinfer {} model={} classes={} activation={} value={} downsample={}", FLOWINFER_VERSION,
-        model.name, out.c, to_string(model.activation),
-        out.c > 2 ? "argmax" : (out.c == 2 ? "round(255*p1)" : "round(255*p0)"), info.downsample);
+        model.name, channels_, to_string(model.activation),
+        channels_ > 2 ? "argmax" : (channels_ == 2 ? "round(255*p1)" : "round(255*p0)"), info.downsample);
     std::error_code ec;
     fs::create_directories(fs::path(info.path).parent_path(), ec);
     if (ec) throw OutputError(info.path, "cannot create directory: " + ec.message());
-    ctx.writer = std::make_unique<PyramidTiffWriter>(info.path, std::move(layout));
-    ctx.stitch = std::move(st);
+    ms.tiff = std::make_unique<PyramidTiffWriter>(info.path, std::move(layout));
+    ms.outputs.push_back(info);
+    StitchState& s = *st;
+    ms.stitch = std::move(st);
+    // Tiles no running patch reaches are background: written now, as zeros.
+    for (std::int64_t ty = 0; ty < s.tiles_y; ++ty)
+        for (std::int64_t tx = 0; tx < s.tiles_x; ++tx)
+            if (s.expected[static_cast<std::size_t>(ty * s.tiles_x + tx)] == 0)
+                finish_tile(s, plan, tx, ty, nullptr, messages);
 }
 
-void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data, int h, int w,
-                       std::vector<WriteMsg>& messages) const {
-    StitchState& st = *ctx.stitch;
+void Stitch::finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx, std::int64_t ty,
+                         const StitchState::Acc* acc, std::vector<WriteMsg>& messages) const {
+    WriteMsg msg;
+    msg.kind = WriteMsg::tile;
+    msg.tx = tx;
+    msg.ty = ty;
+    msg.pixels.assign(static_cast<std::size_t>(T) * T, 0);
+    if (acc) {
+        // The blend weight of each pixel: the windows of the running patches covering it.
+        thread_local std::vector<float> weight;
+        weight.assign(static_cast<std::size_t>(T) * T, 0.0f);
+        const std::int64_t x0 = tx * T, x1 = std::min(st.width, x0 + T);
+        const std::int64_t y0 = ty * T, y1 = std::min(st.height, y0 + T);
+        const auto [c0, c1] = covering(st.out_x, st.out_patch, x0, x1);
+        const auto [r0, r1] = covering(st.out_y, st.out_patch, y0, y1);
+        for (std::size_t i = r0; i < r1; ++i) {
+            for (std::size_t j = c0; j < c1; ++j) {
+                if (!plan.runs(j, i)) continue;
+                const std::int64_t ya = std::max(y0, st.out_y[i]), yb = std::min(y1, st.out_y[i] + st.out_patch);
+                const std::int64_t xa = std::max(x0, st.out_x[j]), xb = std::min(x1, st.out_x[j] + st.out_patch);
+                for (std::int64_t y = ya; y < yb; ++y) {
+                    const float wy = st.window[static_cast<std::size_t>(y - st.out_y[i])];
+                    float* row = &weight[static_cast<std::size_t>(y - y0) * T];
+                    for (std::int64_t x = xa; x < xb; ++x)
+                        row[x - x0] += wy * st.window[static_cast<std::size_t>(x - st.out_x[j])];
+                }
+            }
+        }
+        const std::size_t plane = static_cast<std::size_t>(T) * T;
+        for (std::size_t i = 0; i < plane; ++i) {
+            if (weight[i] <= 0.0f) continue;  // outside the image, or skipped by tissue detection
+            if (st.acc_channels == 1) {
+                const float v = acc->sum[i] / weight[i];
+                msg.pixels[i] = map_value(&v, 1, plane);
+            } else {
+                msg.pixels[i] = map_value(&acc->sum[i], st.acc_channels, plane);
+            }
+        }
+    }
+    messages.push_back(std::move(msg));
+}
+
+void Stitch::add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& key,
+                       const float* data, std::vector<WriteMsg>& messages) const {
+    const int w = st.out_patch, h = st.out_patch;
     const std::int64_t ox = key.x / st.scale, oy = key.y / st.scale;
     const std::int64_t x_end = std::min(st.width, ox + w), y_end = std::min(st.height, oy + h);
     const std::size_t plane = static_cast<std::size_t>(h) * w;
@@ -126,10 +180,7 @@ void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data
         for (std::int64_t tx = ox / T; tx * T < x_end; ++tx) {
             const std::int64_t id = ty * st.tiles_x + tx;
             StitchState::Acc& acc = st.open[id];
-            if (acc.sum.empty()) {
-                acc.sum.assign(static_cast<std::size_t>(st.acc_channels) * T * T, 0.0f);
-                st.peak_open = std::max(st.peak_open, st.open.size());
-            }
+            if (acc.sum.empty()) acc.sum.assign(static_cast<std::size_t>(st.acc_channels) * T * T, 0.0f);
             const std::int64_t y0 = std::max(oy, ty * T), y1 = std::min(y_end, (ty + 1) * T);
             const std::int64_t x0 = std::max(ox, tx * T), x1 = std::min(x_end, (tx + 1) * T);
             for (std::int64_t y = y0; y < y1; ++y) {
@@ -146,68 +197,40 @@ void Stitch::add_patch(SlideContext& ctx, const PatchKey& key, const float* data
                             wgt * data[(first_ch + a) * plane + src];
                 }
             }
-            if (++acc.received < st.col_cover[tx] * st.row_cover[ty]) continue;
-
-            WriteMsg msg;
-            msg.ctx = nullptr;  // set by the caller
-            msg.tx = tx;
-            msg.ty = ty;
-            msg.tile.assign(static_cast<std::size_t>(T) * T, 0);
-            for (std::size_t i = 0; i < msg.tile.size(); ++i) {
-                const std::int64_t x = tx * T + std::int64_t(i % T), y = ty * T + std::int64_t(i / T);
-                if (x >= st.width || y >= st.height) continue;  // outside the image
-                const float wsum = st.weight_x[static_cast<std::size_t>(x)] * st.weight_y[static_cast<std::size_t>(y)];
-                if (st.acc_channels == 1) {
-                    const float v = std::clamp(acc.sum[i] / wsum, 0.0f, 1.0f);
-                    msg.tile[i] = static_cast<std::uint8_t>(std::lround(v * 255.0f));
-                } else {
-                    int best = 0;
-                    for (int a = 1; a < st.acc_channels; ++a)
-                        if (acc.sum[a * static_cast<std::size_t>(T) * T + i] >
-                            acc.sum[best * static_cast<std::size_t>(T) * T + i])
-                            best = a;
-                    msg.tile[i] = static_cast<std::uint8_t>(std::min(best, 255));
-                }
-            }
+            if (++acc.received < st.expected[static_cast<std::size_t>(id)]) continue;
+            finish_tile(st, plan, tx, ty, &acc, messages);
             st.open.erase(id);
-            messages.push_back(std::move(msg));
         }
     }
 }
 
-Stitch::Out Stitch::operator()(const InferResult& r) const {
+SinkOut Stitch::operator()(const InferResult& r) const {
     Batch& batch = *r.batch;
     SlideContext& ctx = *batch.ctx;
     const int n = batch.target.load(std::memory_order_acquire);
     BusyScope busy(*counter_, n);
-    Out out;
-    out.tokens = n;
-    if (!ctx.failed() && r.out.n == n) {
+    SinkOut out;
+    ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
+    const SlidePlan& plan = ctx.plans[batch.keys[0].group];
+    if (!ctx.failed()) {
         try {
-            if (!ctx.stitch) start_slide(ctx, r.out);
-            const StitchState& st = *ctx.stitch;
-            if (r.out.c != st.channels || r.out.h != st.out_patch || r.out.w != st.out_patch)
-                throw ModelError(cfg_->models.front().name,
-                                 fmt::format("output shape changed within a slide: [{}, {}, {}, {}] "
-                                             "after [*, {}, {}, {}]", r.out.n, r.out.c, r.out.h,
-                                             r.out.w, st.channels, st.out_patch, st.out_patch));
-            const std::size_t per = static_cast<std::size_t>(r.out.c) * r.out.h * r.out.w;
-            for (int i = 0; i < n; ++i)
-                add_patch(ctx, batch.keys[i], r.out.data.data() + i * per, r.out.h, r.out.w, out.messages);
+            if (!ms.stitch) start_slide(ctx, plan, out.messages);
+            if (r.out.n == n) {
+                const std::size_t per = static_cast<std::size_t>(channels_) * out_patch_ * out_patch_;
+                if (r.out.c != channels_ || r.out.h != out_patch_ || r.out.w != out_patch_)
+                    throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
+                                     fmt::format("output shape changed: [{}, {}, {}, {}] after [1, {}, {}, {}] "
+                                                 "at start-up", r.out.n, r.out.c, r.out.h, r.out.w,
+                                                 channels_, out_patch_, out_patch_));
+                for (int i = 0; i < n; ++i)
+                    add_patch(*ms.stitch, plan, batch.keys[static_cast<std::size_t>(i)], r.out.data.data() + i * per,
+                              out.messages);
+            }
         } catch (const OutputError& e) {
             ctx.fail(e.what());
         }
     }
-    for (WriteMsg& m : out.messages) m.ctx = batch.ctx;
-    ctx.tiles_sent += static_cast<std::int64_t>(out.messages.size());
-    ctx.stitched += static_cast<std::uint64_t>(n);
-    if (ctx.stitched == ctx.plan.count()) {
-        WriteMsg end;
-        end.ctx = batch.ctx;
-        end.end = true;
-        end.tiles_sent = ctx.tiles_sent;
-        out.messages.push_back(std::move(end));
-    }
+    release_batch(r, out);
     return out;
 }
 

@@ -1,16 +1,18 @@
-// stitch stage: places model outputs on the slide's output grid, blends overlaps and emits
-// each 256x256 output tile as soon as every patch covering it has been stitched.
+// stitch stage (segmentation models): places model outputs on the slide's output grid,
+// blends overlaps and emits each 256x256 output tile as soon as every patch covering it has
+// been stitched.
 //
 // Output grid: the model's output [B, C, h, w] may be smaller than the patch by an integer
-// factor s = patch / h (inferred from the first batch); output pixel (u, v) covers working-
-// grid pixels [s*u, s*u + s). A patch at grid (x, y) lands at (x / s, y / s), rounded down.
+// factor s = patch / h (found by probing the model at start-up); output pixel (u, v) covers
+// working-grid pixels [s*u, s*u + s). A patch at grid (x, y) lands at (x / s, y / s),
+// rounded down.
 //
 // Values: the activation is applied per patch by infer; overlapping patches are averaged
 // (blend "average") or weighted by a window that ramps up over the overlap from each patch
 // border (blend "weighted"), which down-weights the border pixels a model sees with little
 // context. The TIFF gets one 8-bit channel: for C == 1, round(255 * out0); for C == 2,
 // round(255 * out1) (the probability of class 1); for C > 2 the argmax class index, with a
-// palette.
+// palette. Pixels that no running patch covers (tissue detection skipped them) are 0.
 //
 // Memory: only tiles that some, but not all, of their patches have reached are held: about
 // the output width times (section height + overlap), one float per pixel (C <= 2) or C.
@@ -19,6 +21,7 @@
 #pragma once
 
 #include "stages/messages.hpp"
+#include "stages/sink.hpp"
 #include "stages/stage_stats.hpp"
 
 #include <flowinfer/config.hpp>
@@ -38,40 +41,43 @@ struct StitchState {
     int acc_channels = 1;
     std::int64_t width = 0, height = 0;
     std::int64_t tiles_x = 0, tiles_y = 0;
-    std::vector<int> col_cover, row_cover;  // patches that cover each tile column / row
-    std::vector<float> window;              // per output-patch pixel, along one axis
-    // Patches lie on a grid and the window is separable, so the blend weight summed over all
-    // patches at (x, y) is weight_x[x] * weight_y[y]: no per-pixel weight needs storing.
-    std::vector<float> weight_x, weight_y;
+    std::vector<std::int64_t> out_x, out_y;  // patch positions on the output grid
+    std::vector<int> expected;               // per tile: running patches that cover it
+    std::vector<float> window;               // per output-patch pixel, along one axis
 
     struct Acc {
         std::vector<float> sum;  // acc_channels * T * T, weighted
         int received = 0;
     };
     std::unordered_map<std::int64_t, Acc> open;
-    std::size_t peak_open = 0;
 };
 
 class Stitch {
 public:
-    Stitch(const Config& cfg, StageCounter& counter) : cfg_(&cfg), counter_(&counter) {}
-
-    struct Out {
-        int tokens = 0;                 // patches finished: their tokens go back
-        std::vector<WriteMsg> messages; // tiles, then the slide's end marker if it is done
-    };
-    Out operator()(const InferResult& r) const;
+    // `probe_shape`: the model's output shape for one patch, [1, C, h, w].
+    Stitch(const Config& cfg, int model, std::vector<std::int64_t> probe_shape, StageCounter& counter)
+        : cfg_(&cfg), model_(model), channels_(static_cast<int>(probe_shape.at(1))),
+          out_patch_(static_cast<int>(probe_shape.at(2))), counter_(&counter) {}
+    SinkOut operator()(const InferResult& r) const;
 
 private:
-    void start_slide(SlideContext& ctx, const ModelOutput& out) const;
-    void add_patch(SlideContext& ctx, const PatchKey& key, const float* data, int h, int w,
+    void start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<WriteMsg>& messages) const;
+    void add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& key, const float* data,
                    std::vector<WriteMsg>& messages) const;
+    void finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx, std::int64_t ty,
+                     const StitchState::Acc* acc, std::vector<WriteMsg>& messages) const;
 
     const Config* cfg_;
+    int model_;
+    int channels_;
+    int out_patch_;
     StageCounter* counter_;
 };
 
-// 256-entry RGB palette for label maps (class i -> colour i).
-std::vector<std::uint8_t> label_palette();
+// 256-entry RGB palette for label maps (class i -> colour i; `classes` colours first).
+std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes = {});
+
+// 8-bit map value of one output pixel: see the header comment.
+std::uint8_t map_value(const float* values, int acc_channels, std::size_t stride);
 
 }  // namespace flowinfer

@@ -1,32 +1,80 @@
 #include "stages/write.hpp"
 
+#include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 
 #include <flowinfer/errors.hpp>
 
+#include <cstdio>
+
 namespace flowinfer {
+
+namespace {
+
+void write_rows(ModelSlide& ms, const std::vector<ObjectRow>& rows) {
+    std::vector<std::pair<std::string, double>> named;
+    for (const ObjectRow& r : rows) {
+        named.clear();
+        for (std::size_t i = 0; i < r.measurements.size() && i < ms.measurement_names.size(); ++i)
+            named.emplace_back(ms.measurement_names[i], r.measurements[i]);
+        ms.objects->write(r.x1, r.y1, r.x2, r.y2, r.cls, named, r.csv);
+    }
+}
+
+// Finishes every file of the slide, or none: a later failure removes the files already
+// renamed into place, so a failed slide leaves nothing under a final name.
+void finish_outputs(SlideContext& ctx) {
+    std::vector<std::string> done;
+    try {
+        for (ModelSlide& ms : ctx.models) {
+            if (ms.tiff) {
+                ms.tiff->finish();
+                done.push_back(ms.tiff->path());
+            }
+            if (ms.objects) {
+                ms.objects->finish();
+                for (OutputInfo& o : ms.outputs)
+                    if (o.format != "tiff") {
+                        o.objects = ms.objects->count();
+                        done.push_back(o.path);
+                    }
+            }
+        }
+    } catch (const OutputError& e) {
+        for (const std::string& p : done) std::remove(p.c_str());
+        ctx.fail(e.what());
+    }
+}
+
+}  // namespace
 
 SlideResult WriteStage::finish(SlideContext& ctx) const {
     SlideResult r;
     r.index = ctx.job.index;
     r.path = ctx.job.path;
-    r.patches = static_cast<std::int64_t>(ctx.plan.count());
-    if (!ctx.failed()) {
-        try {
-            if (!ctx.writer) throw OutputError(ctx.output.path, "no output was produced");
-            ctx.writer->finish();
-            r.outputs.push_back(ctx.output);
-        } catch (const OutputError& e) {
-            ctx.fail(e.what());
-        }
+    for (const SlidePlan& p : ctx.plans) {
+        r.patches += static_cast<std::int64_t>(p.tissue_filtered ? p.kept.size() : p.count());
+        r.patches_skipped += static_cast<std::int64_t>(p.skipped());
     }
-    // Dropping an unfinished writer removes its partial file.
-    ctx.writer.reset();
-    ctx.stitch.reset();
+    if (!ctx.failed()) finish_outputs(ctx);
     r.ok = !ctx.failed();
-    if (!r.ok) {
+    if (r.ok) {
+        for (const ModelSlide& ms : ctx.models) r.outputs.insert(r.outputs.end(), ms.outputs.begin(), ms.outputs.end());
+        if (!ctx.tissue_preview.empty()) {
+            OutputInfo preview;
+            preview.kind = "tissue";
+            preview.format = "png";
+            preview.path = ctx.tissue_preview;
+            r.outputs.push_back(preview);
+        }
+    } else {
         r.error = ctx.error();
-        r.outputs.clear();
+    }
+    // Dropping unfinished writers removes their partial files.
+    for (ModelSlide& ms : ctx.models) {
+        ms.tiff.reset();
+        ms.objects.reset();
+        ms.stitch.reset();
     }
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
     slides_done_->fetch_add(1, std::memory_order_relaxed);
@@ -34,22 +82,26 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
 }
 
 std::optional<SlideResult> WriteStage::operator()(const WriteMsg& m) const {
-    BusyScope busy(*counter_, m.end ? 0 : 1);
+    BusyScope busy(*counter_, m.kind == WriteMsg::end ? 0 : 1);
     SlideContext& ctx = *m.ctx;
-    if (m.end) {
-        ctx.tiles_expected = m.tiles_sent;
+    ModelSlide& ms = ctx.models[static_cast<std::size_t>(m.model)];
+    if (m.kind == WriteMsg::end) {
+        ms.expected = m.sent;
     } else {
-        ++ctx.tiles_received;
-        if (!ctx.failed() && ctx.writer) {
+        ++ms.received;
+        if (!ctx.failed()) {
             try {
-                ctx.writer->write_tile(m.tx, m.ty, m.tile.data());
+                if (m.kind == WriteMsg::tile && ms.tiff) ms.tiff->write_tile(m.tx, m.ty, m.pixels.data());
+                if (m.kind == WriteMsg::objects && ms.objects) write_rows(ms, m.rows);
             } catch (const OutputError& e) {
                 ctx.fail(e.what());
             }
         }
     }
-    if (ctx.tiles_expected >= 0 && ctx.tiles_received == ctx.tiles_expected) return finish(ctx);
-    return std::nullopt;
+    if (ms.finished || ms.expected < 0 || ms.received != ms.expected) return std::nullopt;
+    ms.finished = true;
+    if (++ctx.models_finished < ctx.models.size()) return std::nullopt;
+    return finish(ctx);
 }
 
 }  // namespace flowinfer

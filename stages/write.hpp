@@ -1,6 +1,7 @@
-// write stage: hands finished output tiles to the slide's pyramidal TIFF writer and, once
-// every tile the stitch stage sent has arrived, finishes the file and emits the slide's
-// result. Messages may arrive in any order: the end marker carries the tile count.
+// write stage: hands finished map tiles to each model's pyramidal TIFF writer and objects to
+// its GeoJSON/CSV writer; once every model's sink has ended the slide and every message it
+// sent has arrived, finishes all of the slide's files and emits the slide's result.
+// Messages may arrive in any order: each end marker carries its model's message count.
 //
 // Thread safety: operator() must run serially (its node has concurrency 1).
 #pragma once

@@ -13,6 +13,7 @@
 namespace fs = std::filesystem;
 using flowinfer::Config;
 using flowinfer::ConfigError;
+using namespace flowinfer;
 
 namespace {
 
@@ -453,11 +454,8 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
         {"name = \"a/b\"\n", "models[0].name", 6, 8, "only letters, digits"},
         {"name = \"\"\n", "models[0].name", 6, 8, "non-empty"},
         {"path = \"\"\n", "models[0].path", 7, 8, "must not be empty"},
-        {"task = \"detection\"\n", "models[0].task", 8, 8, "task 'detection' is not supported yet"},
-        {"task = \"classification\"\n", "models[0].task", 8, 8,
-         "task 'classification' is not supported yet"},
         {"task = \"regression\"\n", "models[0].task", 8, 8,
-         "must be one of: segmentation (got 'regression')"},
+         "must be one of: segmentation, classification, detection (got 'regression')"},
         {"batch_size = 0\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
         {"batch_size = 4097\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
         {"precision = \"int8\"\n", "models[0].precision", 8, 13,
@@ -532,9 +530,12 @@ BOOST_AUTO_TEST_CASE(max_in_flight_must_hold_a_batch) {
                    .max_in_flight == 16);
 }
 
-BOOST_AUTO_TEST_CASE(only_one_model_entry) {
-    std::string two = kMinimal + "\n[[models]]\nname = \"n\"\npath = \"n.pt\"\n";
-    expect_error(two, "models", 9, 1, "only one [[models]] entry is supported in this version");
+BOOST_AUTO_TEST_CASE(several_model_entries) {
+    std::string two = kMinimal + "\n[[models]]\nname = \"n\"\npath = \"n.pt\"\ntask = \"detection\"\n";
+    const Config c = parse(two);
+    BOOST_REQUIRE_EQUAL(c.models.size(), 2u);
+    BOOST_TEST(c.models[1].name == "n");
+    BOOST_TEST((c.models[1].task == Task::detection));
     std::string same = kMinimal + "[[models]]\nname = \"m\"\npath = \"n.pt\"\n";
     expect_error(same, "models[1].name", 9, 8, "duplicate model name 'm'");
     // Entries after the first are still checked for typos.
@@ -628,7 +629,74 @@ BOOST_AUTO_TEST_CASE(override_errors) {
     expect_error(e, "tiling", 1, 10, "expected a table, got integer");
 }
 
-BOOST_AUTO_TEST_CASE(override_appending_a_second_model_hits_the_one_model_limit) {
-    ConfigError e = error_of(kMinimal, {"models.1.name=n", "models.1.path=n.pt"});
-    expect_error(e, "models", 0, 0, "only one [[models]] entry");
+BOOST_AUTO_TEST_CASE(override_appending_a_second_model) {
+    const Config c = parse(kMinimal, {"models.1.name=n", "models.1.path=n.pt", "models.1.task=classification"});
+    BOOST_REQUIRE_EQUAL(c.models.size(), 2u);
+    BOOST_TEST((c.models[1].task == Task::classification));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Task-specific and per-model keys
+
+BOOST_AUTO_TEST_CASE(detection_keys) {
+    const std::string det = kInput + kOutput +
+                            "[[models]]\nname = \"d\"\npath = \"d.pt\"\ntask = \"detection\"\n"
+                            "detection_format = \"yolov8\"\nconf_threshold = 0.4\niou_threshold = 0.6\n"
+                            "max_detections = 50\nclass_agnostic = true\n"
+                            "classes = [\"nucleus\", {name = \"mitosis\", color = [255, 0, 0]}]\n";
+    const Config c = parse(det);
+    const ModelConfig& m = c.models.at(0);
+    BOOST_TEST((m.task == Task::detection));
+    BOOST_TEST((m.detection_format == DetectionFormat::yolov8));
+    BOOST_TEST(m.conf_threshold == 0.4f);
+    BOOST_TEST(m.iou_threshold == 0.6f);
+    BOOST_TEST(m.max_detections == 50);
+    BOOST_TEST(m.class_agnostic);
+    BOOST_REQUIRE_EQUAL(m.classes.size(), 2u);
+    BOOST_TEST(m.classes[0].name == "nucleus");
+    BOOST_TEST(!m.classes[0].color.has_value());
+    BOOST_TEST(m.classes[1].name == "mitosis");
+    BOOST_TEST(int((*m.classes[1].color)[0]) == 255);
+    BOOST_TEST(std::string(to_string(DetectionFormat::yolov5)) == "yolov5");
+    // Each detection key is refused on another task, naming the key and the task.
+    expect_error(kMinimal + "conf_threshold = 0.5\n", "models[0].conf_threshold", 8, 18,
+                 "applies to task detection only");
+    const std::string det_min = kInput + kOutput +
+                                "[[models]]\nname = \"d\"\npath = \"d.pt\"\ntask = \"detection\"\n";  // 8 lines
+    expect_error(det + "activation = \"softmax\"\n", "models[0].activation", 15, 14,
+                 "does not apply to task detection");
+    expect_error(det + "blend = \"weighted\"\n", "models[0].blend", 15, 9, "applies to task segmentation only");
+    expect_error(det_min + "iou_threshold = 1.5\n", "models[0].iou_threshold", 9, 17, "between 0 and 1");
+    expect_error(det_min + "detection_format = \"ssd\"\n", "models[0].detection_format", 9, 20,
+                 "must be one of: boxes, yolov8, yolov5");
+    expect_error(kMinimal + "classes = [{name = \"a\", colour = [1, 2, 3]}]\n",
+                 "models[0].classes[0].colour", 8, 34, "unknown key");
+    expect_error(kMinimal + "classes = [{name = \"a\", color = [1, 2, 300]}]\n",
+                 "models[0].classes[0].color[2]", 8, 40, "between 0 and 255");
+}
+
+BOOST_AUTO_TEST_CASE(per_model_tiling_and_device) {
+    const Config c = parse(kMinimal + "patch_size = 224\noverlap = 0\nmpp = 1.0\ndevice = \"cuda:1\"\n"
+                                      "[tiling]\npatch_size = 512\noverlap = 64\nlevel = 1\n"
+                                      "tissue = true\ntissue_threshold = 0.2\n");
+    const ModelConfig& m = c.models.at(0);
+    BOOST_TEST(*m.device == "cuda:1");
+    const Tiling t = tiling_for(c, m);
+    BOOST_TEST(t.patch_size == 224);
+    BOOST_TEST(t.overlap == 0);
+    BOOST_TEST(*t.mpp == 1.0);
+    BOOST_TEST(!t.level.has_value());  // the model's mpp replaces the config's level
+    BOOST_TEST(c.tissue);
+    BOOST_TEST(c.tissue_threshold == 0.2);
+    ModelConfig plain;
+    const Tiling d = tiling_for(c, plain);
+    BOOST_TEST(d.patch_size == 512);
+    BOOST_TEST(*d.level == 1);
+    expect_error(kMinimal + "patch_size = 64\noverlap = 64\n", "models[0].overlap", 9, 11,
+                 "must be smaller than its patch_size (64)");
+    expect_error(kMinimal + "mpp = 0.5\nlevel = 1\n", "models[0].level", 9, 9, "not both");
+    expect_error(kMinimal + "device = \"gpu\"\n", "models[0].device", 8, 10, "cuda:N");
+    expect_error(kMinimal + "[tiling]\ntissue = 1\n", "tiling.tissue", 9, 10, "expected a boolean");
+    expect_error(kMinimal + "[tiling]\ntissue_threshold = 2\n", "tiling.tissue_threshold", 9, 20,
+                 "between 0 and 1");
 }

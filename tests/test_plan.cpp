@@ -39,6 +39,10 @@ BOOST_AUTO_TEST_CASE(axis_positions_cover_and_shift_inward) {
 }
 
 namespace {
+SlidePlan plan_of(const Slide& slide, const Config& cfg) {
+    return plan_slide(slide, 0, tiling_for(cfg, ModelConfig{}), cfg);
+}
+
 SlidePlan grid_plan(int cols, int rows, int sections, int subsections) {
     SlidePlan p;
     for (int i = 0; i < cols; ++i) p.xs.push_back(i * 100);
@@ -87,13 +91,13 @@ BOOST_AUTO_TEST_CASE(level_choice_by_mpp) {
     cfg.overlap = 0;
     // 0.499 µm/px slide: 0.5 is within 2% -> level 0 as is.
     cfg.mpp = 0.5;
-    SlidePlan p = plan_slide(cmu, 0, cfg);
+    SlidePlan p = plan_of(cmu, cfg);
     BOOST_TEST(p.level == 0);
     BOOST_TEST(p.resize == 1.0);
     BOOST_TEST(p.grid_width == 2220);
     // 0.998: no such level -> read level 0 and shrink by 2.
     cfg.mpp = 0.998;
-    p = plan_slide(cmu, 0, cfg);
+    p = plan_of(cmu, cfg);
     BOOST_TEST(p.level == 0);
     BOOST_TEST(p.resize == 2.0, boost::test_tools::tolerance(1e-9));
     BOOST_TEST(p.grid_width == 1110);
@@ -101,7 +105,7 @@ BOOST_AUTO_TEST_CASE(level_choice_by_mpp) {
     BOOST_TEST(p.downsample() == 2.0, boost::test_tools::tolerance(1e-9));
     // Finer than level 0: refused.
     cfg.mpp = 0.25;
-    BOOST_CHECK_THROW(plan_slide(cmu, 0, cfg), SlideError);
+    BOOST_CHECK_THROW(plan_of(cmu, cfg), SlideError);
 }
 
 BOOST_AUTO_TEST_CASE(level_choice_on_a_pyramid) {
@@ -118,20 +122,20 @@ BOOST_AUTO_TEST_CASE(level_choice_on_a_pyramid) {
     cfg.patch_size = 256;
     cfg.overlap = 0;
     cfg.mpp = 0.5;  // level 1 exactly
-    SlidePlan p = plan_slide(s, 0, cfg);
+    SlidePlan p = plan_of(s, cfg);
     BOOST_TEST(p.level == 1);
     BOOST_TEST(p.resize == 1.0);
     cfg.mpp = 0.75;  // between level 1 (0.5) and level 2 (1.0): read level 1, shrink by 1.5
-    p = plan_slide(s, 0, cfg);
+    p = plan_of(s, cfg);
     BOOST_TEST(p.level == 1);
     BOOST_TEST(p.resize == 1.5, boost::test_tools::tolerance(1e-9));
     cfg.mpp.reset();
     cfg.level = 2;
-    p = plan_slide(s, 0, cfg);
+    p = plan_of(s, cfg);
     BOOST_TEST(p.level == 2);
     BOOST_TEST(p.grid_width == s.level_width(2));
     cfg.level = 9;
-    BOOST_CHECK_THROW(plan_slide(s, 0, cfg), SlideError);
+    BOOST_CHECK_THROW(plan_of(s, cfg), SlideError);
 }
 
 BOOST_AUTO_TEST_CASE(mpp_on_a_slide_without_resolution_is_an_error) {
@@ -141,14 +145,14 @@ BOOST_AUTO_TEST_CASE(mpp_on_a_slide_without_resolution_is_an_error) {
     cfg.overlap = 0;
     cfg.mpp = 0.5;
     try {
-        plan_slide(crop, 0, cfg);
+        plan_of(crop, cfg);
         BOOST_FAIL("expected SlideError");
     } catch (const SlideError& e) {
         BOOST_TEST(std::string(e.what()).find("no resolution") != std::string::npos);
         BOOST_TEST(std::string(e.what()).find("CropBreastSlide.tiff") != std::string::npos);
     }
     cfg.mpp.reset();
-    BOOST_TEST(plan_slide(crop, 0, cfg).grid_width == 2033);
+    BOOST_TEST(plan_of(crop, cfg).grid_width == 2033);
 }
 
 BOOST_AUTO_TEST_CASE(area_resize_matches_box_means) {

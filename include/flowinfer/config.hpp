@@ -6,6 +6,7 @@
 // The TOML keys, their defaults and their meaning are documented in README.md ("Config").
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -13,11 +14,29 @@
 
 namespace flowinfer {
 
-enum class Task { segmentation };
+enum class Task { segmentation, classification, detection };
+enum class DetectionFormat { boxes, yolov8, yolov5 };
 enum class Precision { fp32, fp16, bf16 };
 enum class Activation { softmax, sigmoid, none };
 enum class Blend { average, weighted };
 enum class Compression { deflate, lzw, none };
+
+// A class name and its display colour (GeoJSON classification, label-map palette).
+struct ClassSpec {
+    std::string name;
+    std::optional<std::array<std::uint8_t, 3>> color;  // none: a fixed palette colour
+};
+
+// The patch geometry one model reads: [tiling] with the model's own overrides applied.
+struct Tiling {
+    int patch_size = 512;
+    int overlap = 64;
+    std::optional<double> mpp;
+    std::optional<int> level;
+    bool operator==(const Tiling& o) const {
+        return patch_size == o.patch_size && overlap == o.overlap && mpp == o.mpp && level == o.level;
+    }
+};
 
 struct ModelConfig {
     std::string name;            // output file stem: <output.dir>/<slide stem>/<name>.tif
@@ -28,8 +47,19 @@ struct ModelConfig {
     std::optional<Precision> precision;
     std::vector<float> mean{0.485f, 0.456f, 0.406f};  // per input channel, on x/255
     std::vector<float> std{0.229f, 0.224f, 0.225f};
-    Activation activation = Activation::softmax;
-    Blend blend = Blend::average;
+    Activation activation = Activation::softmax;  // segmentation, classification
+    Blend blend = Blend::average;                 // segmentation
+    std::optional<std::string> device;            // overrides runtime.device
+    // Override [tiling] for this model; models whose tiling is equal share one read.
+    std::optional<int> patch_size, overlap, level;
+    std::optional<double> mpp;
+    std::vector<ClassSpec> classes;
+    // detection
+    DetectionFormat detection_format = DetectionFormat::boxes;
+    float conf_threshold = 0.25f;
+    float iou_threshold = 0.45f;
+    int max_detections = 300;
+    bool class_agnostic = false;
 };
 
 struct Config {
@@ -50,6 +80,9 @@ struct Config {
     std::optional<int> level;
     int sections = 2;      // patch rows per section (row band)
     int subsections = 8;   // patch columns per subsection inside a section
+    bool tissue = false;            // skip patches without tissue (mask from a low level)
+    double tissue_threshold = 0.05; // least tissue share of a patch's area for it to run
+    bool tissue_preview = false;    // CLI --tissue-mask: <dir>/<slide>/tissue-mask.png
 
     // [runtime]
     std::string device = "cpu";  // cpu | cuda | cuda:N
@@ -62,6 +95,9 @@ struct Config {
     // [[models]]
     std::vector<ModelConfig> models;
 };
+
+// The tiling `model` reads: its own patch_size/overlap/mpp/level where set, else cfg's.
+Tiling tiling_for(const Config& cfg, const ModelConfig& model);
 
 // Reads and validates a pipeline TOML file. `overrides` are "dotted.key=value" strings
 // (the CLI's --set), parsed as TOML values (a bare word that is not valid TOML is taken
@@ -77,5 +113,6 @@ const char* to_string(Precision p) noexcept;
 const char* to_string(Activation a) noexcept;
 const char* to_string(Blend b) noexcept;
 const char* to_string(Task t) noexcept;
+const char* to_string(DetectionFormat f) noexcept;
 
 }  // namespace flowinfer

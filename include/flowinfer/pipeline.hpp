@@ -35,11 +35,13 @@ struct SlideJob {
 
 struct OutputInfo {
     std::string model;
-    std::string kind;   // "segmentation"
-    std::string path;   // final file; only present once complete
-    std::int64_t width = 0;
+    std::string kind;    // the model's task: "segmentation", "classification", "detection"
+    std::string format;  // "tiff" (a map), "geojson", "csv", "png" (tissue mask preview)
+    std::string path;    // final file; only present once complete
+    std::int64_t width = 0;   // maps: pixels
     std::int64_t height = 0;
-    double downsample = 1.0;  // one output pixel = this many level-0 pixels
+    double downsample = 1.0;  // maps: one output pixel = this many level-0 pixels
+    std::int64_t objects = -1;  // geojson/csv: features written
 };
 
 struct SlideResult {
@@ -47,7 +49,8 @@ struct SlideResult {
     std::string path;
     bool ok = false;
     std::string error;  // set when !ok
-    std::int64_t patches = 0;
+    std::int64_t patches = 0;          // patches run (every read group)
+    std::int64_t patches_skipped = 0;  // left out by tissue detection
     double wall_s = 0.0;
     std::vector<OutputInfo> outputs;
 };
