@@ -87,9 +87,12 @@ def forward(self, x):
 // measured from the dark mask's row/column projections in a window around the peak: a disc
 // cut by the patch border then gets a box of exactly its visible part (the zero padding
 // stands for "outside the patch"), which is what lets the slide-level merger join halves.
-// The confidence divides by the kernel's in-patch share, so a cut disc that fills what it
-// can of the kernel still scores near 1. Everything runs in fp32: the ramp would vanish in
-// fp16.
+// It takes the run of dark rows (columns) nearest the peak rather than the run through it:
+// the kernel covers a small piece in a patch corner from many centres, and the tie-break
+// may pick one just off the piece. The confidence is the dark share of the box over a
+// disc's share of its own bounding box (pi/4): a cut piece fills its clipped box about as a
+// disc does, so it scores near 1 however little of it the patch shows. Everything runs in
+// fp32: the ramp would vanish in fp16.
 constexpr const char* kBlobDetector = R"JIT(
 def forward(self, x):
     x = x.float()
@@ -100,7 +103,6 @@ def forward(self, x):
     dark = ((1.0 - x.mean(dim=1, keepdim=True)) > self.dark_threshold).float()
     k = self.kernel.to(x.device)
     score = torch.conv2d(dark, k, None, [1, 1], [rad, rad])
-    cover = torch.conv2d(torch.ones_like(dark), k, None, [1, 1], [rad, rad])
     ramp = torch.arange(H * W, device=x.device).float().reshape(1, 1, H, W) * (self.tie_step / (H * W))
     ranked = score + ramp
     pooled = torch.max_pool2d(ranked, [2 * rad + 1, 2 * rad + 1], [1, 1], [rad, rad])
@@ -119,18 +121,33 @@ def forward(self, x):
     win = padded[bi, iy, ix]
     rows = win.amax(3) > 0.5
     cols = win.amax(2) > 0.5
-    up = rows[:, :, :R + 1].flip([2]).long().cumprod(2).sum(2)
-    down = rows[:, :, R:].long().cumprod(2).sum(2)
-    left = cols[:, :, :R + 1].flip([2]).long().cumprod(2).sum(2)
-    right = cols[:, :, R:].long().cumprod(2).sum(2)
-    y1 = py - up + 1
-    y2 = py + down
-    x1 = px - left + 1
-    x2 = px + right
-    conf = (score / cover).reshape(B, H * W).gather(1, idx).clamp(0.0, 1.0)
-    valid = (vals > 0) & (y2 > y1) & (x2 > x1)
+    ylo, yhi = self.nearest_run(rows, R)
+    xlo, xhi = self.nearest_run(cols, R)
+    y1 = py - R + ylo
+    y2 = py - R + yhi + 1
+    x1 = px - R + xlo
+    x2 = px - R + xhi + 1
+    span = off.reshape(1, 1, 2 * R + 1)
+    rin = ((span >= ylo.unsqueeze(2)) & (span <= yhi.unsqueeze(2))).float()
+    cin = ((span >= xlo.unsqueeze(2)) & (span <= xhi.unsqueeze(2))).float()
+    filled = (win * rin.unsqueeze(3) * cin.unsqueeze(2)).sum([2, 3])
+    box_area = ((yhi - ylo + 1) * (xhi - xlo + 1)).float()
+    conf = (filled / (box_area * self.disc_fill)).clamp(0.0, 1.0)
+    valid = (vals > 0) & rows.any(2) & cols.any(2)
     out = torch.stack([x1.float(), y1.float(), x2.float(), y2.float(), conf, torch.zeros_like(conf)], 2)
     return out * valid.unsqueeze(2).float()
+
+def nearest_run(self, v: Tensor, R: int) -> Tuple[Tensor, Tensor]:
+    L = 2 * R + 1
+    vi = v.long()
+    prev = torch.constant_pad_nd(vi, [1, 0], 0)[:, :, :L]
+    label = torch.cumsum(vi * (1 - prev), 2) * vi
+    dist = (torch.arange(L, device=v.device) - R).abs() + (1 - vi) * (4 * L)
+    want = label.gather(2, dist.argmin(2, keepdim=True))
+    run = ((label == want) & v).float()
+    lo = run.argmax(2)
+    hi = (L - 1) - run.flip([2]).argmax(2)
+    return lo, hi
 )JIT";
 
 // Module::define() without Python only knows `torch`; `raise Exception(...)` needs the
@@ -234,6 +251,7 @@ torch::jit::Module build(DemoModel kind, float param) {
             // Below the 1/count step between distinct scores, so it only breaks exact ties.
             m.register_attribute("tie_step", c10::FloatType::get(), 0.5 / count);
             m.register_attribute("max_objects", c10::IntType::get(), int64_t{64});
+            m.register_attribute("disc_fill", c10::FloatType::get(), 0.7853981633974483);
             m.define(kBlobDetector);
             break;
         }

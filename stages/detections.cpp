@@ -330,18 +330,23 @@ bool ObjectMerger::same_object(const Obj& a, const Obj& b) const {
     const bool b_cut = b.cut[0] || b.cut[1] || b.cut[2] || b.cut[3];
     if (!a_cut && !b_cut) return false;
 
-    // A cut piece inside the other box: the other one sees past the border that cut it.
-    const double min_area = std::min(aa, ab);
-    if (min_area > 0 && inter / min_area > 0.5) {
-        auto within = [tol](const Obj& cut, const Obj& other) {
-            const bool x_ok = cut.x1 >= other.x1 - tol && cut.x2 <= other.x2 + tol;
-            const bool y_ok = cut.y1 >= other.y1 - tol && cut.y2 <= other.y2 + tol;
-            const bool x_cut = cut.cut[0] || cut.cut[2];
-            const bool y_cut = cut.cut[1] || cut.cut[3];
-            return (x_cut || y_cut) && (!x_cut || x_ok) && (!y_cut || y_ok);
-        };
-        if ((a_cut && within(a, b)) || (b_cut && within(b, a))) return true;
-    }
+    // A cut piece mostly inside the other box, and within its extent along the axes it is
+    // cut on: the other one sees past the border that cut it. Along a cut axis the other
+    // box gets the touch slack, so a sliver (whose depth is of the order of the noise of
+    // the edges) still counts as inside.
+    auto inside = [tol](const Obj& cut, const Obj& other) {
+        const bool x_cut = cut.cut[0] || cut.cut[2];
+        const bool y_cut = cut.cut[1] || cut.cut[3];
+        if (!x_cut && !y_cut) return false;
+        const double px = x_cut ? tol : 0.0, py = y_cut ? tol : 0.0;
+        if (x_cut && (cut.x1 < other.x1 - px || cut.x2 > other.x2 + px)) return false;
+        if (y_cut && (cut.y1 < other.y1 - py || cut.y2 > other.y2 + py)) return false;
+        const double w = std::min(cut.x2, other.x2 + px) - std::max(cut.x1, other.x1 - px);
+        const double h = std::min(cut.y2, other.y2 + py) - std::max(cut.y1, other.y1 - py);
+        const double a = area(cut);
+        return w > 0 && h > 0 && a > 0 && w * h / a > 0.5;
+    };
+    if (inside(a, b) || inside(b, a)) return true;
     if (!a_cut || !b_cut) return false;
 
     // Pieces that face each other across cut borders and touch or overlap there.

@@ -81,8 +81,9 @@ struct PatchPlacement {
 // level-0 extent) and of the same class (any if class_agnostic). It is the same object as a
 // live one when:
 //  - IoU > iou_threshold; or
-//  - one of them is cut, intersection / min(area) > 0.5 and the cut one lies within the
-//    other's extent on its cut axes; or
+//  - one of them is cut, lies within the other's extent on the axes it is cut on, and has
+//    more than half its area inside the other (both with the touch slack along the cut
+//    axes, so slivers a few pixels deep still count); or
 //  - both are cut on facing sides (one on the right, the other on the left, or bottom/top),
 //    touch or overlap across those sides (gap <= 2 level-0 px + 1 patch px) and overlap by
 //    at least half the smaller extent on the other axis (pieces of one object that no patch

@@ -1,12 +1,8 @@
 #define BOOST_TEST_MODULE test_detections
-// LibTorch first: the blob_detector's output is [B, N, 6], which Model::run does not accept
-// yet (it validates segmentation outputs), so the model is run here with torch::jit::load.
-#include <ATen/Parallel.h>
-#include <torch/script.h>
-
 #include <boost/test/unit_test.hpp>
 
 #include "stages/detections.hpp"
+#include "stages/model.hpp"
 #include "stages/object_writer.hpp"
 #include "tests/test_support.hpp"
 
@@ -14,7 +10,6 @@
 #include <flowinfer/errors.hpp>
 
 #include <algorithm>
-#include <cstdlib>
 #include <array>
 #include <cmath>
 #include <cstdint>
@@ -305,7 +300,7 @@ std::vector<Box> simulated_detections(const DiscField& f, const Patch& p, int P,
 }
 
 // ------------------------------------------------------------------------------------------
-// Pixels: an independent rendering of what write_disc_slide draws, and the torch runner.
+// Pixels: an independent rendering of what write_disc_slide draws, and the model runner.
 
 // Coverage of pixel (x, y) by a disc: the same one-pixel rim ramp the slide uses.
 double coverage(double cx, double cy, double r, std::int64_t x, std::int64_t y) {
@@ -342,23 +337,30 @@ bool visible_box(const Disc& d, std::int64_t ox, std::int64_t oy, int P, double 
     return true;
 }
 
-class TorchRunner {
+// The demo models through flowinfer's own runner (fp32 on CPU, no activation: the
+// detector's boxes and the classifier's scores come back as the model wrote them).
+class Runner {
 public:
-    explicit TorchRunner(const std::string& path) : module_(torch::jit::load(path)) {
-        at::set_num_threads(2);
-        module_.eval();
-    }
+    Runner(const std::string& path, Task task) : model_(config(path, task), "cpu", 2, 1) {}
     // input [n, 3, h, w]; returns the output and its shape.
     std::vector<float> run(const std::vector<float>& input, int n, int h, int w, std::vector<std::int64_t>& shape) {
-        c10::InferenceMode guard;
-        at::Tensor x = torch::from_blob(const_cast<float*>(input.data()), {n, 3, h, w}, torch::kFloat);
-        at::Tensor y = module_.forward({x}).toTensor().to(torch::kFloat).contiguous();
-        shape = y.sizes().vec();
-        return std::vector<float>(y.data_ptr<float>(), y.data_ptr<float>() + y.numel());
+        ModelOutput out = model_.run(input.data(), n, h, w, 0);
+        shape = out.shape;
+        return std::move(out.data);
     }
 
 private:
-    torch::jit::Module module_;
+    static ModelConfig config(const std::string& path, Task task) {
+        ModelConfig cfg;
+        cfg.name = "demo";
+        cfg.path = path;
+        cfg.task = task;
+        cfg.mean = {0, 0, 0};
+        cfg.std = {1, 1, 1};
+        cfg.activation = Activation::none;
+        return cfg;
+    }
+    Model model_;
 };
 
 // Patch (ox, oy, P) of an RGB image as [3, P, P] floats in [0, 1] (mean 0, std 1), appended.
@@ -371,7 +373,7 @@ void append_patch(std::vector<float>& out, const fit::Image& img, std::int64_t o
                 out[base + (static_cast<std::size_t>(c) * P + y) * P + x] = img.at(ox + x, oy + y)[c] / 255.0f;
 }
 
-std::vector<std::vector<Box>> run_detector(TorchRunner& model, const fit::Image& img,
+std::vector<std::vector<Box>> run_detector(Runner& model, const fit::Image& img,
                                            const std::vector<Patch>& patches, int P, const DetectionParams& dp) {
     std::vector<std::vector<Box>> out;
     const std::size_t batch = 8;
@@ -778,7 +780,7 @@ BOOST_AUTO_TEST_CASE(disc_slide_pixels_match_an_independent_rendering) {
 BOOST_AUTO_TEST_CASE(patch_classifier_outputs_the_patch_mean) {
     fit::TempDir dir;
     write_demo_model(dir / "cls.pt", DemoModel::patch_classifier);
-    TorchRunner model(dir / "cls.pt");
+    Runner model(dir / "cls.pt", Task::classification);
     std::mt19937 rng(3);
     std::uniform_real_distribution<float> U(0, 1);
     const int n = 3, h = 16, w = 24;
@@ -814,7 +816,7 @@ BOOST_AUTO_TEST_CASE(blob_detector_whole_and_cut_discs_in_one_patch) {
     write_disc_slide(dir / "d.tiff", 900, 900, discs, 0.25);
     const fit::Image img = fit::read_level(dir / "d.tiff", 0);
     write_demo_model(dir / "blob.pt", DemoModel::blob_detector, 0);  // radius 8 by default
-    TorchRunner model(dir / "blob.pt");
+    Runner model(dir / "blob.pt", Task::detection);
 
     // Batch of two: the patch, and an empty white patch (all padding rows).
     std::vector<float> in;
@@ -835,7 +837,6 @@ BOOST_AUTO_TEST_CASE(blob_detector_whole_and_cut_discs_in_one_patch) {
         if (row[4] > 0) raw.push_back({row[0], row[1], row[2], row[3], row[4], static_cast<int>(row[5])});
     }
     BOOST_TEST_MESSAGE("blob_detector: " << raw.size() << " raw detections for " << discs.size() << " discs");
-    if (std::getenv("DBG")) for (const Box& b : raw) BOOST_TEST_MESSAGE(b.x1 << " " << b.y1 << " " << b.x2 << " " << b.y2 << " " << b.score);
     BOOST_TEST(raw.size() == discs.size());  // one per disc, no duplicate peaks
 
     const auto dets = decode_patch("blob", out.data(), shape[1], 6, DetectionParams{});
@@ -902,7 +903,7 @@ BOOST_AUTO_TEST_CASE(blob_detector_on_a_slide_merged_at_overlaps_0_half_and_0_8)
     write_disc_slide(dir / "s.tiff", W, H, discs, 0.25);
     const fit::Image img = fit::read_level(dir / "s.tiff", 0);
     write_demo_model(dir / "blob.pt", DemoModel::blob_detector, static_cast<float>(r));
-    TorchRunner model(dir / "blob.pt");
+    Runner model(dir / "blob.pt", Task::detection);
 
     DetectionParams dp;
     for (int overlap : {0, 128, 204}) {

@@ -389,4 +389,294 @@ BOOST_AUTO_TEST_CASE(key_runtime_threads_readers_slots) {
     BOOST_TEST(json.find("\"threads\": 1") != std::string::npos);
 }
 
+// ---------------------------------------------------------------------------------------------
+// Several models, classification, tissue detection
+
+namespace {
+
+std::vector<std::vector<std::string>> read_csv(const std::string& path) {
+    std::vector<std::vector<std::string>> rows;
+    std::string text = fit::read_text(path), line;
+    std::size_t at = 0;
+    while (at < text.size()) {
+        const std::size_t nl = text.find('\n', at);
+        line = text.substr(at, nl == std::string::npos ? std::string::npos : nl - at);
+        at = nl == std::string::npos ? text.size() : nl + 1;
+        if (line.empty()) continue;
+        std::vector<std::string> cells;
+        std::size_t from = 0;
+        for (std::size_t comma; (comma = line.find(',', from)) != std::string::npos; from = comma + 1)
+            cells.push_back(line.substr(from, comma - from));
+        cells.push_back(line.substr(from));
+        rows.push_back(cells);
+    }
+    return rows;
+}
+
+std::size_t count_of(const std::string& text, const std::string& what) {
+    std::size_t n = 0;
+    for (std::size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+    return n;
+}
+
+const OutputInfo& output_named(const SlideResult& r, const std::string& model, const std::string& format) {
+    for (const OutputInfo& o : r.outputs)
+        if (o.model == model && o.format == format) return o;
+    BOOST_FAIL("no " << format << " output for " << model);
+    throw std::logic_error("unreachable");
+}
+
+// Mean of R, G, B over a square of the image, / 255.
+double region_mean(const fit::Image& img, std::int64_t x0, std::int64_t y0, int side) {
+    double acc = 0;
+    for (std::int64_t y = y0; y < y0 + side; ++y)
+        for (std::int64_t x = x0; x < x0 + side; ++x) {
+            const std::uint8_t* p = img.at(std::min(x, img.width - 1), std::min(y, img.height - 1));
+            acc += (x < img.width && y < img.height) ? (p[0] + p[1] + p[2]) / 3.0 : 255.0;
+        }
+    return acc / (double(side) * side) / 255.0;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(classification_outputs) {
+    // Patch 128 without overlap on 2220 x 2967: 18 x 24 patches (the last column and row
+    // shifted inward), so the heatmap is 18 x 24 pixels.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::patch_classifier), 128, 0);
+    c.models[0].task = Task::classification;
+    c.models[0].name = "cls";
+    c.models[0].classes = {ClassSpec{"dark", std::nullopt}, ClassSpec{"light", std::nullopt}};
+    const RunSummary s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok);
+    const SlideResult& r = s.slides[0];
+    const std::int64_t cols = 18, rows_n = 24;
+    BOOST_TEST(r.patches == cols * rows_n);
+    const fit::Image img = fit::read_level(slide, 0);
+    const auto at = [](std::int64_t i, std::int64_t extent) { return std::min<std::int64_t>(i * 128, extent - 128); };
+
+    const auto rows = read_csv(output_named(r, "cls", "csv").path);
+    BOOST_REQUIRE_EQUAL(rows.size(), std::size_t(cols * rows_n + 1));
+    BOOST_TEST(rows[0] == (std::vector<std::string>{"x", "y", "w", "h", "dark", "light"}),
+               boost::test_tools::per_element());
+    double worst = 0;
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+        const std::int64_t x = std::stoll(rows[i][0]), y = std::stoll(rows[i][1]);
+        BOOST_TEST(std::stod(rows[i][2]) == 128.0);
+        const double m = region_mean(img, x, y, 128);
+        worst = std::max(worst, std::abs(std::stod(rows[i][5]) - m));
+        BOOST_TEST(std::abs(std::stod(rows[i][4]) + std::stod(rows[i][5]) - 1.0) < 1e-4);
+    }
+    BOOST_TEST(worst < 1e-4);
+
+    // The heatmap: one pixel per patch, round(255 p1), read back through OpenSlide.
+    const OutputInfo& map = output_named(r, "cls", "tiff");
+    BOOST_TEST(map.width == cols);
+    BOOST_TEST(map.height == rows_n);
+    BOOST_TEST(map.downsample == 128.0);
+    const fit::Image heat = fit::read_level(map.path, 0);
+    int worst_px = 0;
+    for (std::int64_t row = 0; row < heat.height; ++row)
+        for (std::int64_t col = 0; col < heat.width; ++col) {
+            const int want = int(std::lround(255 * region_mean(img, at(col, 2220), at(row, 2967), 128)));
+            worst_px = std::max(worst_px, std::abs(int(heat.at(col, row)[0]) - want));
+        }
+    BOOST_TEST(worst_px <= 1);
+
+    const OutputInfo& geo = output_named(r, "cls", "geojson");
+    BOOST_TEST(geo.objects == cols * rows_n);
+    const std::string text = fit::read_text(geo.path);
+    BOOST_TEST(count_of(text, "\"Feature\"") == std::size_t(cols * rows_n));
+    BOOST_TEST(count_of(text, "\"tile\"") == std::size_t(cols * rows_n));
+}
+
+BOOST_AUTO_TEST_CASE(detection_finds_every_disc_once_at_any_overlap) {
+    // Discs on a jittered grid, plus discs centred on patch borders and corners of the
+    // overlap-0 layout (x, y multiples of 256), so some are cut by every layout.
+    std::vector<Disc> discs;
+    std::uint32_t h = 12345;
+    const auto rnd = [&h] { h = h * 1664525u + 1013904223u; return (h >> 8) / double(1 << 24); };
+    for (int gy = 0; gy < 6; ++gy)
+        for (int gx = 0; gx < 8; ++gx)
+            discs.push_back(Disc{60 + gx * 170 + rnd() * 60, 60 + gy * 170 + rnd() * 60, 7 + rnd() * 4});
+    for (double x : {256.0, 512.0, 768.0}) discs.push_back(Disc{x, 128 + x / 4, 9});
+    discs.push_back(Disc{512, 512, 10});  // a patch corner at overlap 0
+    const std::int64_t w = 1450, hgt = 1100;
+    std::vector<Disc> kept;  // drop discs that would touch each other
+    for (const Disc& d : discs) {
+        bool clear = d.x > d.r + 2 && d.y > d.r + 2 && d.x < w - d.r - 2 && d.y < hgt - d.r - 2;
+        for (const Disc& k : kept) clear = clear && std::hypot(d.x - k.x, d.y - k.y) > d.r + k.r + 6;
+        if (clear) kept.push_back(d);
+    }
+    write_disc_slide(dir / "discs.tiff", w, hgt, kept);
+
+    for (int overlap : {0, 128, 204}) {  // 0, 0.5 and 0.8 of the patch
+        Config c = config({dir / "discs.tiff"}, model(DemoModel::blob_detector, 10), 256, overlap);
+        c.models[0].task = Task::detection;
+        c.models[0].name = "blobs";
+        c.models[0].conf_threshold = 0.5f;
+        c.models[0].classes = {ClassSpec{"disc", std::array<std::uint8_t, 3>{200, 0, 0}}};
+        c.output_dir = dir / fmt::format("out-{}", overlap);
+        const RunSummary s = run(c);
+        BOOST_REQUIRE(s.slides.at(0).ok);
+        const auto rows = read_csv(output_named(s.slides[0], "blobs", "csv").path);
+        BOOST_REQUIRE(!rows.empty());
+        BOOST_TEST(rows[0] == (std::vector<std::string>{"x1", "y1", "x2", "y2", "score", "class"}),
+                   boost::test_tools::per_element());
+        BOOST_TEST(rows.size() - 1 == kept.size(), "overlap " << overlap);
+        std::vector<int> hits(kept.size(), 0);
+        double worst = 0;
+        for (std::size_t i = 1; i < rows.size(); ++i) {
+            const double cx = (std::stod(rows[i][0]) + std::stod(rows[i][2])) / 2;
+            const double cy = (std::stod(rows[i][1]) + std::stod(rows[i][3])) / 2;
+            std::size_t best = 0;
+            for (std::size_t k = 1; k < kept.size(); ++k)
+                if (std::hypot(kept[k].x - cx, kept[k].y - cy) < std::hypot(kept[best].x - cx, kept[best].y - cy)) best = k;
+            worst = std::max(worst, std::hypot(kept[best].x - cx, kept[best].y - cy));
+            ++hits[best];
+        }
+        BOOST_TEST_MESSAGE("overlap " << overlap << ": " << rows.size() - 1 << " objects for " << kept.size()
+                                      << " discs, worst centre error " << worst << " px");
+        BOOST_TEST(worst <= 4.0);
+        BOOST_TEST(std::count(hits.begin(), hits.end(), 1) == std::ptrdiff_t(kept.size()));
+        const OutputInfo& geo = output_named(s.slides[0], "blobs", "geojson");
+        BOOST_TEST(geo.objects == std::int64_t(kept.size()));
+        const std::string text = fit::read_text(geo.path);
+        BOOST_TEST(count_of(text, "\"detection\"") == kept.size());
+        BOOST_TEST(count_of(text, "\"disc\"") == kept.size());
+        BOOST_TEST(count_of(text, "\"Polygon\"") == kept.size());
+    }
+}
+
+BOOST_AUTO_TEST_CASE(several_models_read_each_region_once) {
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 256, 0);
+    ModelConfig cls = c.models[0];
+    cls.name = "cls";
+    cls.task = Task::classification;
+    cls.path = model(DemoModel::patch_classifier);
+    ModelConfig half = c.models[0];  // other normalization: its own batch buffer, same read
+    half.name = "half";
+    half.std = {2, 2, 2};
+    c.models.push_back(cls);
+    c.models.push_back(half);
+    RunSummary s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok);
+    const std::int64_t patches = 9 * 12;
+    BOOST_TEST(s.stages.at("read_region").items == patches);  // once, not three times
+    BOOST_TEST(s.stages.at("normalize").items == patches);
+    BOOST_TEST(s.stages.at("infer:mean").items == patches);
+    BOOST_TEST(s.stages.at("infer:cls").items == patches);
+    BOOST_TEST(s.stages.at("infer:half").items == patches);
+    BOOST_TEST(s.slides[0].outputs.size() == 1u + 3u + 1u);
+    check_mean_oracle(slide, output_named(s.slides[0], "mean", "tiff").path, 1);
+    check_mean_oracle(slide, output_named(s.slides[0], "half", "tiff").path, 1, 0, [](double v) { return v / 2; });
+    BOOST_TEST(read_csv(output_named(s.slides[0], "cls", "csv").path).size() == std::size_t(patches + 1));
+    BOOST_TEST(s.peak_in_flight <= c.max_in_flight);
+
+    // A model with another patch size needs its own read of the slide.
+    ModelConfig small = c.models[0];
+    small.name = "small";
+    small.patch_size = 128;
+    c.models = {c.models[0], small};
+    c.output_dir = dir / "out-b";
+    s = run(c);
+    BOOST_TEST(s.stages.at("read_region").items == patches + 18 * 24);
+    check_mean_oracle(slide, output_named(s.slides.at(0), "small", "tiff").path, 1);
+}
+
+BOOST_AUTO_TEST_CASE(tissue_detection_skips_background_patches) {
+    SyntheticSlideSpec spec;
+    spec.width = 3000;
+    spec.height = 2000;
+    spec.mpp = 0.25;
+    spec.tissue_fraction = 0.3;
+    spec.jpeg_quality = 0;
+    const std::string slide = dir / "tissue.tiff";
+    write_synthetic_slide(slide, spec);
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 256, 0);
+    c.tissue = true;
+    c.tissue_threshold = 0.05;
+    const RunSummary s = run(c);
+    const SlideResult& r = s.slides.at(0);
+    BOOST_REQUIRE(r.ok);
+    const std::int64_t total = 12 * 8;  // 3000 x 2000 at 256
+    BOOST_TEST(r.patches + r.patches_skipped == total);
+    BOOST_TEST(r.patches_skipped > 0);
+    BOOST_TEST(s.stages.at("read_region").items == r.patches);  // skipped before being read
+    // Independent check: each run patch holds tissue, each skipped one (almost) none.
+    const fit::Image img = fit::read_level(slide, 0);
+    const fit::Image out = fit::read_level(output_of(s), 0);
+    std::int64_t run_patches = 0;
+    for (std::int64_t py = 0; py < 8; ++py) {
+        for (std::int64_t px = 0; px < 12; ++px) {
+            const std::int64_t x0 = std::min<std::int64_t>(px * 256, 3000 - 256), y0 = std::min<std::int64_t>(py * 256, 2000 - 256);
+            std::int64_t tissue = 0, zero = 0;
+            for (std::int64_t y = y0; y < y0 + 256; ++y)
+                for (std::int64_t x = x0; x < x0 + 256; ++x) {
+                    uint8_t rgb[3];
+                    synthetic_pixel(spec, x, y, rgb);
+                    tissue += std::min({rgb[0], rgb[1], rgb[2]}) < 215;
+                    zero += out.at(x, y)[0] == 0;
+                }
+            const double share = tissue / 65536.0;
+            const bool ran = zero < 65536;  // a skipped patch's own pixels stay 0 unless a neighbour ran
+            run_patches += ran && share > 0.0;
+            if (share > 0.2) BOOST_TEST(ran, "patch " << px << "," << py << " with " << share << " tissue was skipped");
+            if (share == 0.0) BOOST_TEST(zero > 0, "background patch " << px << "," << py << " has no 0 pixel");
+        }
+    }
+    // Pixels that ran still follow the oracle; the rest are exactly 0.
+    std::int64_t bad = 0;
+    for (std::int64_t y = 0; y < out.height - 1; ++y)
+        for (std::int64_t x = 0; x < out.width - 1; ++x) {
+            const int got = out.at(x, y)[0];
+            const std::uint8_t* p = img.at(x, y);
+            const int want = int(std::lround((p[0] + p[1] + p[2]) / 3.0));
+            bad += got != 0 && std::abs(got - want) > 3;
+        }
+    BOOST_TEST(bad == 0);
+    BOOST_TEST(run_patches > 0);
+}
+
+BOOST_AUTO_TEST_CASE(tissue_detection_on_a_real_slide) {
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean), 256, 0);
+    c.tissue = true;
+    c.tissue_preview = true;
+    const RunSummary s = run(c);
+    const SlideResult& r = s.slides.at(0);
+    BOOST_REQUIRE(r.ok);
+    BOOST_TEST_MESSAGE("CMU-1-Small-Region: " << r.patches << " patches run, " << r.patches_skipped << " skipped");
+    BOOST_TEST(r.patches + r.patches_skipped == 9 * 12);
+    BOOST_TEST(r.patches > 0);
+    const OutputInfo& png = output_named(r, "", "png");
+    BOOST_TEST(fit::read_text(png.path).substr(1, 3) == "PNG");
+    // Where the map is 0 the slide is background: mostly near-white.
+    const fit::Image img = fit::read_level(slide, 0);
+    const fit::Image out = fit::read_level(output_named(r, "mean", "tiff").path, 0);
+    std::int64_t zero = 0, zero_white = 0;
+    for (std::int64_t i = 0; i < out.width * out.height; ++i) {
+        if (out.rgb[3 * i] != 0) continue;
+        ++zero;
+        zero_white += std::min({img.rgb[3 * i], img.rgb[3 * i + 1], img.rgb[3 * i + 2]}) > 200;
+    }
+    if (r.patches_skipped > 0) BOOST_TEST(zero_white >= 0.8 * zero);
+    // Every tissue-free slide region: a blank slide runs no patch and writes an all-0 map.
+    SyntheticSlideSpec blank;
+    blank.width = 700;
+    blank.height = 500;
+    blank.tissue_fraction = 0;
+    blank.jpeg_quality = 0;
+    write_synthetic_slide(dir / "blank.tiff", blank);
+    c.slides = {dir / "blank.tiff"};
+    c.output_dir = dir / "out-blank";
+    const RunSummary b = run(c);
+    BOOST_REQUIRE(b.slides.at(0).ok);
+    BOOST_TEST(b.slides[0].patches == 0);
+    BOOST_TEST(b.slides[0].patches_skipped == 3 * 2);
+    const fit::Image blank_map = fit::read_level(output_named(b.slides[0], "mean", "tiff").path, 0);
+    BOOST_TEST(std::all_of(blank_map.rgb.begin(), blank_map.rgb.end(), [](std::uint8_t v) { return v == 0; }));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
