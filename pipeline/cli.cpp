@@ -30,12 +30,15 @@ usage:
       <output.dir>/summary.json.
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
-  flowinfer demo [DIR]
+  flowinfer demo [DIR] [--assets-only]
       Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
-      (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it.
+      (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it. Also writes the
+      slide and models that configs/*.toml use (discs.tiff, blobs.pt, classifier.pt).
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q]
       Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
-  flowinfer make-model OUT.pt --kind tissue|pointwise_mean|constant|throw_after|wrong_rank|downscale [--param X]
+  flowinfer make-model OUT.pt --kind KIND [--param X]
+      KIND: tissue, pointwise_mean, constant, throw_after, wrong_rank, downscale,
+      blob_detector (param: disc radius), patch_classifier
       Writes a TorchScript model built without Python.
   flowinfer --help | --version
 
@@ -129,7 +132,28 @@ int cmd_run(const std::vector<std::string>& a) {
     return report(s, cfg);
 }
 
-int cmd_demo(const std::vector<std::string>& a) {
+// Slide and models for configs/detection.toml: dark discs on a jittered grid, some on the
+// borders of 256-pixel patches.
+void write_demo_detection_assets(const fs::path& dir) {
+    std::vector<flowinfer::Disc> discs;
+    std::uint32_t h = 2024;
+    const auto rnd = [&h] { h = h * 1664525u + 1013904223u; return (h >> 8) / double(1 << 24); };
+    for (int gy = 0; gy < 6; ++gy)
+        for (int gx = 0; gx < 6; ++gx)
+            discs.push_back(flowinfer::Disc{80 + gx * 160 + rnd() * 40, 80 + gy * 160 + rnd() * 40, 7 + rnd() * 4});
+    flowinfer::write_disc_slide((dir / "discs.tiff").string(), 1024, 1024, discs);
+    flowinfer::write_demo_model((dir / "blobs.pt").string(), flowinfer::DemoModel::blob_detector, 12);
+    flowinfer::write_demo_model((dir / "classifier.pt").string(), flowinfer::DemoModel::patch_classifier);
+}
+
+int cmd_demo(const std::vector<std::string>& args) {
+    std::vector<std::string> a;
+    bool run_it = true;
+    for (const std::string& s : args) {
+        if (s == "--assets-only") run_it = false;
+        else if (!s.empty() && s[0] == '-') throw Usage("unknown option " + s);
+        else a.push_back(s);
+    }
     if (a.size() > 1) throw Usage("demo takes at most one directory");
     const fs::path dir = fs::absolute(a.empty() ? fs::path("flowinfer-demo") : fs::path(a[0]));
     fs::create_directories(dir);
@@ -168,6 +192,10 @@ mean = [0.485, 0.456, 0.406]
 std = [0.229, 0.224, 0.225]
 activation = "softmax"
 )";
+    std::printf("demo: writing discs.tiff, blobs.pt and classifier.pt for configs/detection.toml, "
+                "configs/classification.toml and configs/multi.toml\n");
+    write_demo_detection_assets(dir);
+    if (!run_it) return kOk;
     std::printf("demo: running %s\n", toml.c_str());
     const int rc = cmd_run({toml.string()});
     std::printf("demo: the tissue probability map is %s (open it with QuPath or openslide)\n",
@@ -211,7 +239,8 @@ int cmd_make_model(const std::vector<std::string>& a) {
     const std::pair<const char*, DemoModel> kinds[] = {
         {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
         {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
-        {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale}};
+        {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
+        {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier}};
     if (out.empty()) throw Usage("make-model needs an output path");
     for (const auto& [name, k] : kinds) {
         if (kind == name) {
@@ -221,7 +250,7 @@ int cmd_make_model(const std::vector<std::string>& a) {
         }
     }
     throw Usage(fmt::format("make-model: --kind '{}' is not one of tissue, pointwise_mean, constant, "
-                            "throw_after, wrong_rank, downscale", kind));
+                            "throw_after, wrong_rank, downscale, blob_detector, patch_classifier", kind));
 }
 
 }  // namespace

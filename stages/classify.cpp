@@ -16,6 +16,8 @@ namespace flowinfer {
 
 namespace {
 constexpr int T = kOutputTile;
+// OpenSlide 3.4.1 with libtiff 4.5 misreads TIFF levels under 16 pixels on a side.
+constexpr std::int64_t kMinReadableSide = 16;
 }
 
 std::string class_name(const std::vector<ClassSpec>& classes, int i) {
@@ -33,6 +35,8 @@ void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
 
     auto st = std::make_unique<ClassifyState>();
     st->heat.assign(plan.grid_count(), 0);
+    const std::int64_t shortest = static_cast<std::int64_t>(std::min(plan.xs.size(), plan.ys.size()));
+    st->zoom = static_cast<int>(shortest >= kMinReadableSide ? 1 : (kMinReadableSide + shortest - 1) / shortest);
     const int stride = plan.patch_size - plan.overlap;
 
     OutputInfo map;
@@ -40,15 +44,15 @@ void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     map.kind = to_string(model.task);
     map.format = "tiff";
     map.path = (dir / (model.name + ".tif")).string();
-    map.width = static_cast<std::int64_t>(plan.xs.size());
-    map.height = static_cast<std::int64_t>(plan.ys.size());
-    map.downsample = stride * plan.downsample();
+    map.width = static_cast<std::int64_t>(plan.xs.size()) * st->zoom;
+    map.height = static_cast<std::int64_t>(plan.ys.size()) * st->zoom;
+    map.downsample = stride * plan.downsample() / st->zoom;
     TiffLayout layout;
     layout.width = map.width;
     layout.height = map.height;
     layout.tile = T;
     layout.compression = cfg_->compression;
-    layout.mpp = plan.mpp > 0 ? plan.mpp * stride : 0.0;
+    layout.mpp = plan.mpp > 0 ? plan.mpp * stride / st->zoom : 0.0;
     layout.spill_bytes = cfg_->spill_mb << 20;
     if (channels_ > 2) layout.palette_rgb = label_palette(model.classes);
     layout.description = fmt::format("flowinfer {} model={} task=classification classes={} value={} "
@@ -84,7 +88,8 @@ void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
 
 void Classify::heatmap_tiles(const ClassifyState& st, const SlidePlan& plan,
                              std::vector<WriteMsg>& messages) const {
-    const std::int64_t w = static_cast<std::int64_t>(plan.xs.size()), h = static_cast<std::int64_t>(plan.ys.size());
+    const std::int64_t cols = static_cast<std::int64_t>(plan.xs.size());
+    const std::int64_t w = cols * st.zoom, h = static_cast<std::int64_t>(plan.ys.size()) * st.zoom;
     for (std::int64_t ty = 0; ty * T < h; ++ty) {
         for (std::int64_t tx = 0; tx * T < w; ++tx) {
             WriteMsg m;
@@ -95,7 +100,7 @@ void Classify::heatmap_tiles(const ClassifyState& st, const SlidePlan& plan,
             for (std::int64_t y = ty * T; y < std::min(h, (ty + 1) * T); ++y)
                 for (std::int64_t x = tx * T; x < std::min(w, (tx + 1) * T); ++x)
                     m.pixels[static_cast<std::size_t>((y - ty * T) * T + (x - tx * T))] =
-                        st.heat[static_cast<std::size_t>(y * w + x)];
+                        st.heat[static_cast<std::size_t>((y / st.zoom) * cols + x / st.zoom)];
             messages.push_back(std::move(m));
         }
     }

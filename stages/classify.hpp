@@ -1,7 +1,9 @@
 // classify stage (classification models): one [C] probability vector per patch.
 //
 // Outputs per slide: a pyramidal TIFF heatmap with one pixel per patch (pixel (col, row) is
-// the patch in grid column col, row row; one pixel spans a patch stride; the value follows
+// the patch in grid column col, row row; one pixel spans a patch stride; a heatmap under 16
+// pixels on a side is drawn with k x k pixels per patch instead, because OpenSlide 3.4.1 with
+// libtiff 4.5 misreads TIFF levels that small; summary.json's downsample says which; the value follows
 // the map rule of stitch.hpp: round(255 p1) for C == 2, round(255 p0) for C == 1, the argmax
 // class with a palette for C > 2; patches that did not run are 0), <model>.csv (x, y, w, h
 // in level-0 pixels and one probability column per class) and <model>.geojson (one
@@ -25,6 +27,7 @@ namespace flowinfer {
 
 struct ClassifyState {
     std::vector<std::uint8_t> heat;  // xs.size() * ys.size(), row-major
+    int zoom = 1;                    // map pixels per patch along each axis
 };
 
 class Classify {

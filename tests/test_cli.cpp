@@ -191,4 +191,20 @@ BOOST_AUTO_TEST_CASE(make_model_and_synth_commands) {
     BOOST_TEST(contains(r, "nonsense"));
 }
 
+BOOST_AUTO_TEST_CASE(every_config_in_configs_runs) {
+    // The configs point at ../flowinfer-demo/: give them one next to a copy of configs/.
+    fs::copy(fs::path(FLOWINFER_SOURCE_DIR) / "configs", dir / "configs");
+    auto r = run("demo " + (dir / "flowinfer-demo") + " --assets-only");
+    BOOST_REQUIRE(r.exit_code == 0);
+    int seen = 0;
+    for (const auto& e : fs::directory_iterator(dir / "configs")) {
+        if (e.path().extension() != ".toml") continue;
+        ++seen;
+        r = run("run " + e.path().string() + " --quiet");
+        BOOST_TEST(r.exit_code == 0, e.path().filename() << ": " << r.output);
+        BOOST_TEST(contains(r, "ok "), e.path().filename());
+    }
+    BOOST_TEST(seen >= 4);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

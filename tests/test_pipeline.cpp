@@ -490,6 +490,25 @@ BOOST_AUTO_TEST_CASE(classification_outputs) {
     BOOST_TEST(count_of(text, "\"tile\"") == std::size_t(cols * rows_n));
 }
 
+BOOST_AUTO_TEST_CASE(small_heatmaps_are_zoomed_to_stay_readable) {
+    // 700 x 500 at patch 256: 3 x 2 patches; drawn 8 x 8 pixels per patch (24 x 16).
+    const std::string slide = synthetic("heat.tiff", 700, 500);
+    Config c = config({slide}, model(DemoModel::patch_classifier), 256, 0);
+    c.models[0].task = Task::classification;
+    const RunSummary s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok);
+    const OutputInfo& map = output_named(s.slides[0], "mean", "tiff");
+    BOOST_TEST(map.width == 24);
+    BOOST_TEST(map.height == 16);
+    BOOST_TEST(map.downsample == 32.0);
+    const fit::Image img = fit::read_level(slide, 0);
+    const fit::Image heat = fit::read_level(map.path, 0);
+    const std::int64_t xs[] = {0, 256, 444}, ys[] = {0, 244};
+    for (std::int64_t y = 0; y < 16; ++y)
+        for (std::int64_t x = 0; x < 24; ++x)
+            BOOST_TEST(std::abs(int(heat.at(x, y)[0]) - int(std::lround(255 * region_mean(img, xs[x / 8], ys[y / 8], 256)))) <= 1);
+}
+
 BOOST_AUTO_TEST_CASE(detection_finds_every_disc_once_at_any_overlap) {
     // Discs on a jittered grid, plus discs centred on patch borders and corners of the
     // overlap-0 layout (x, y multiples of 256), so some are cut by every layout.
