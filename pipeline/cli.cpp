@@ -1,10 +1,13 @@
 // flowinfer command line: run, demo, synth, make-model.
+#include <flowinfer/bench.hpp>
 #include <flowinfer/config.hpp>
 #include <flowinfer/demo.hpp>
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
 #include <fmt/format.h>
+
+#include <malloc.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -24,12 +27,17 @@ constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;
 const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
 
 usage:
-  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--tissue-mask] [--quiet]
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--tissue-mask] [--profile] [--quiet]
       Runs every [[models]] entry over every slide of CONFIG in one pass; writes
       <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and
       <output.dir>/summary.json.
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
+      --profile prints each stage's busy time and which stage was the bottleneck
+  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S]
+      Measures, on the first slide and model of CONFIG: the readers alone, the model alone,
+      the sequential baseline and the pipeline; prints a table and writes
+      <output.dir>/bench.json.
   flowinfer demo [DIR] [--assets-only]
       Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
       (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it. Also writes the
@@ -38,7 +46,8 @@ usage:
       Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
   flowinfer make-model OUT.pt --kind KIND [--param X]
       KIND: tissue, pointwise_mean, constant, throw_after, wrong_rank, downscale,
-      blob_detector (param: disc radius), patch_classifier
+      blob_detector (param: disc radius), patch_classifier,
+      light (benchmark: two small convolutions), unet (benchmark: 4 levels, param: base channels)
       Writes a TorchScript model built without Python.
   flowinfer --help | --version
 
@@ -109,7 +118,7 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
 int cmd_run(const std::vector<std::string>& a) {
     std::string config;
     std::vector<std::string> overrides;
-    bool tissue_mask = false;
+    bool tissue_mask = false, profile = false;
     ProgressState progress;
     progress.tty = isatty(STDERR_FILENO);
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -117,6 +126,7 @@ int cmd_run(const std::vector<std::string>& a) {
         else if (a[i].rfind("--set=", 0) == 0) overrides.push_back(a[i].substr(6));
         else if (a[i] == "--quiet" || a[i] == "-q") progress.quiet = true;
         else if (a[i] == "--tissue-mask") tissue_mask = true;
+        else if (a[i] == "--profile") profile = true;
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
         else throw Usage("run takes one config file");
@@ -129,7 +139,37 @@ int cmd_run(const std::vector<std::string>& a) {
     }
     const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress);
     if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
+    if (profile) std::fputs(flowinfer::profile_report(s, cfg).c_str(), stdout);
     return report(s, cfg);
+}
+
+int cmd_bench(const std::vector<std::string>& a) {
+    std::string config;
+    std::vector<std::string> overrides;
+    flowinfer::BenchOptions opt;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        if (a[i] == "--set") overrides.push_back(need_value(a, i));
+        else if (a[i] == "--patches") opt.ceiling_patches = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
+        else if (a[i] == "--model-seconds") opt.min_model_seconds = parse_number(a[i], need_value(a, i));
+        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
+        else if (config.empty()) config = a[i];
+        else throw Usage("bench takes one config file");
+    }
+    if (config.empty()) throw Usage("bench needs a config file");
+    if (opt.ceiling_patches < 1) throw Usage("--patches must be at least 1");
+    const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
+    const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
+    std::fputs(flowinfer::bench_table(r).c_str(), stdout);
+    const fs::path out = fs::path(cfg.output_dir) / "bench.json";
+    const fs::path partial = out.string() + ".partial";
+    {
+        std::ofstream f(partial);
+        f << flowinfer::bench_json(r);
+        if (!f) throw flowinfer::OutputError(out.string(), "cannot write");
+    }
+    fs::rename(partial, out);
+    std::printf("bench: %s\n", out.c_str());
+    return kOk;
 }
 
 // Slide and models for configs/detection.toml: dark discs on a jittered grid, some on the
@@ -240,7 +280,8 @@ int cmd_make_model(const std::vector<std::string>& a) {
         {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
         {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
         {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
-        {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier}};
+        {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
+        {"light", DemoModel::light},           {"unet", DemoModel::unet}};
     if (out.empty()) throw Usage("make-model needs an output path");
     for (const auto& [name, k] : kinds) {
         if (kind == name) {
@@ -250,12 +291,24 @@ int cmd_make_model(const std::vector<std::string>& a) {
         }
     }
     throw Usage(fmt::format("make-model: --kind '{}' is not one of tissue, pointwise_mean, constant, "
-                            "throw_after, wrong_rank, downscale, blob_detector, patch_classifier", kind));
+                            "throw_after, wrong_rank, downscale, blob_detector, patch_classifier, light, unet",
+                            kind));
 }
 
 }  // namespace
 
+// Batches, model activations and outputs are megabytes each and die within milliseconds.
+// glibc serves such blocks with mmap and returns them with munmap, so every batch paid for
+// fresh zeroed pages (page faults); measured on the light benchmark model, inference ran 2.6x
+// slower. Keep them in the heap instead, and keep a freed heap top for reuse.
+void tune_malloc() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    mallopt(M_TOP_PAD, 64 << 20);
+}
+
 int main(int argc, char** argv) {
+    tune_malloc();
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty()) {
         std::fputs(kHelp, stderr);
@@ -274,6 +327,7 @@ int main(int argc, char** argv) {
         }
         if (cmd == "run") return cmd_run(rest);
         if (cmd == "demo") return cmd_demo(rest);
+        if (cmd == "bench") return cmd_bench(rest);
         if (cmd == "synth") return cmd_synth(rest);
         if (cmd == "make-model") return cmd_make_model(rest);
         throw Usage("unknown command '" + cmd + "'");

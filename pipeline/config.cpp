@@ -35,7 +35,7 @@ struct Section {
 const std::vector<Section>& sections() {
     static const std::vector<Section> all = {
         {"input", {"slides"}},
-        {"output", {"dir", "compression", "spill_mb"}},
+        {"output", {"dir", "compression", "deflate_level", "spill_mb"}},
         {"tiling",
          {"patch_size", "overlap", "mpp", "level", "sections", "subsections", "tissue",
           "tissue_threshold"}},
@@ -364,6 +364,8 @@ void read_output(const Context& c, const toml::table& root, Config& cfg) {
                                                    {{"deflate", Compression::deflate},
                                                     {"lzw", Compression::lzw},
                                                     {"none", Compression::none}});
+    if (const toml::node* n = t->get("deflate_level"))
+        cfg.deflate_level = read_int(c, "output.deflate_level", *n, 1, 9);
     if (const toml::node* n = t->get("spill_mb"))
         cfg.spill_mb = read_int64(c, "output.spill_mb", *n, 0, kMaxSpillMb);
 }

@@ -12,7 +12,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace flowinfer {
 
@@ -150,6 +152,44 @@ def nearest_run(self, v: Tensor, R: int) -> Tuple[Tensor, Tensor]:
     return lo, hi
 )JIT";
 
+// Benchmark models with fixed pseudo-random weights (no training): they only have to cost
+// what a real model of their shape costs and keep their activations finite and O(1), in fp32
+// and after module.to(torch::kHalf). Only ops with CUDA Half kernels are used (conv2d, relu,
+// max_pool2d, upsample_nearest2d, cat).
+//
+// light (I/O-bound): conv 3->8 (3x3, pad 1) + relu, conv 8->2 (1x1): 232 MACs per pixel.
+constexpr const char* kLight = R"JIT(
+def forward(self, x):
+    h = torch.relu(torch.conv2d(x, self.conv1_weight, self.conv1_bias, [1, 1], [1, 1]))
+    return torch.conv2d(h, self.conv2_weight, self.conv2_bias)
+)JIT";
+
+// unet (compute-bound): 4 resolution levels with c, 2c, 4c, 8c channels (c = base), two 3x3
+// conv + relu per level down and up, 2x2 max-pool down, nearest x2 upsample + concatenation
+// with the skip on the way up, 1x1 head to 2 logits. H and W must be multiples of 8. (No
+// batch norm: a trained one folds into the convolution's weight and bias anyway.)
+// torch.nn.functional is out of reach of define(), so the upsample is the aten op itself,
+// sized from the skip it is concatenated with.
+constexpr const char* kUnet = R"JIT(
+def forward(self, x):
+    e1 = self.block(x, self.enc1_w1, self.enc1_b1, self.enc1_w2, self.enc1_b2)
+    e2 = self.block(torch.max_pool2d(e1, [2, 2], [2, 2]), self.enc2_w1, self.enc2_b1, self.enc2_w2, self.enc2_b2)
+    e3 = self.block(torch.max_pool2d(e2, [2, 2], [2, 2]), self.enc3_w1, self.enc3_b1, self.enc3_w2, self.enc3_b2)
+    e4 = self.block(torch.max_pool2d(e3, [2, 2], [2, 2]), self.enc4_w1, self.enc4_b1, self.enc4_w2, self.enc4_b2)
+    d3 = self.block(self.up_cat(e4, e3), self.dec3_w1, self.dec3_b1, self.dec3_w2, self.dec3_b2)
+    d2 = self.block(self.up_cat(d3, e2), self.dec2_w1, self.dec2_b1, self.dec2_w2, self.dec2_b2)
+    d1 = self.block(self.up_cat(d2, e1), self.dec1_w1, self.dec1_b1, self.dec1_w2, self.dec1_b2)
+    return torch.conv2d(d1, self.head_weight, self.head_bias)
+
+def block(self, x: Tensor, w1: Tensor, b1: Tensor, w2: Tensor, b2: Tensor) -> Tensor:
+    x = torch.relu(torch.conv2d(x, w1, b1, [1, 1], [1, 1]))
+    return torch.relu(torch.conv2d(x, w2, b2, [1, 1], [1, 1]))
+
+def up_cat(self, x: Tensor, skip: Tensor) -> Tensor:
+    up = torch.upsample_nearest2d(x, [skip.size(2), skip.size(3)])
+    return torch.cat([up, skip], 1)
+)JIT";
+
 // Module::define() without Python only knows `torch`; `raise Exception(...)` needs the
 // builtin exception too (the Python frontend gets it from its own resolver).
 struct DemoResolver : torch::jit::Resolver {
@@ -186,6 +226,65 @@ void add_tissue_weights(torch::jit::Module& m) {
                          floats({half * kTissueThreshold, -half * kTissueThreshold}, {2}), false);
 }
 
+// Deterministic weights without touching torch's global generator (write_demo_model() is
+// reentrant): splitmix64, the same numbers on every platform and every run.
+class WeightRng {
+public:
+    explicit WeightRng(std::uint64_t seed) : state_(seed) {}
+    // Uniform in [-1, 1).
+    float symmetric() {
+        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        return static_cast<float>(static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0);
+    }
+
+private:
+    std::uint64_t state_;
+};
+
+// Registers <name>_weight-style tensors `w` [out, in, k, k] and `b` [out]. The weights are
+// uniform with variance gain / fan_in (gain 2: Kaiming for a following relu, which keeps the
+// second moment of the activations through the layer; gain 1 for the linear head); the
+// biases are small (+-0.05) so a layer is not purely linear-through-the-origin.
+void add_conv(torch::jit::Module& m, WeightRng& rng, const std::string& w, const std::string& b,
+              std::int64_t out, std::int64_t in, std::int64_t k, double gain) {
+    const std::int64_t fan_in = in * k * k;
+    const float bound = static_cast<float>(std::sqrt(3.0 * gain / static_cast<double>(fan_in)));
+    std::vector<float> wv(static_cast<std::size_t>(out * fan_in));
+    for (float& v : wv) v = bound * rng.symmetric();
+    std::vector<float> bv(static_cast<std::size_t>(out));
+    for (float& v : bv) v = 0.05f * rng.symmetric();
+    m.register_parameter(w, torch::tensor(wv, torch::kFloat).reshape({out, in, k, k}), false);
+    m.register_parameter(b, torch::tensor(bv, torch::kFloat), false);
+}
+
+void add_light_weights(torch::jit::Module& m) {
+    WeightRng rng(0x6C69676874ull);  // "light"
+    add_conv(m, rng, "conv1_weight", "conv1_bias", 8, 3, 3, 2.0);
+    add_conv(m, rng, "conv2_weight", "conv2_bias", 2, 8, 1, 1.0);
+}
+
+void add_unet_weights(torch::jit::Module& m, std::int64_t base) {
+    WeightRng rng(0x756E6574ull + static_cast<std::uint64_t>(base));  // "unet"
+    const std::int64_t c[4] = {base, 2 * base, 4 * base, 8 * base};
+    std::int64_t in = 3;
+    for (int l = 0; l < 4; ++l) {
+        const std::string p = fmt::format("enc{}_", l + 1);
+        add_conv(m, rng, p + "w1", p + "b1", c[l], in, 3, 2.0);
+        add_conv(m, rng, p + "w2", p + "b2", c[l], c[l], 3, 2.0);
+        in = c[l];
+    }
+    for (int l = 2; l >= 0; --l) {
+        // Input: the upsampled level below (c[l + 1] channels) and the skip (c[l]).
+        const std::string p = fmt::format("dec{}_", l + 1);
+        add_conv(m, rng, p + "w1", p + "b1", c[l], c[l + 1] + c[l], 3, 2.0);
+        add_conv(m, rng, p + "w2", p + "b2", c[l], c[l], 3, 2.0);
+    }
+    add_conv(m, rng, "head_weight", "head_bias", 2, c[0], 1, 1.0);
+}
+
 void check_param(const std::string& path, DemoModel kind, float param) {
     if (kind == DemoModel::throw_after && !(param >= 0.0f && param == std::floor(param)))
         throw Error(fmt::format("demo model {}: throw_after needs a whole number of successful "
@@ -198,6 +297,11 @@ void check_param(const std::string& path, DemoModel kind, float param) {
     if (kind == DemoModel::downscale && !(param >= 1.0f && param == std::floor(param)))
         throw Error(fmt::format("demo model {}: downscale needs a whole factor >= 1, got {}", path,
                                 param));
+    if (kind == DemoModel::unet &&
+        !(param == 0.0f || (param >= 16.0f && param <= 64.0f && param == std::floor(param))))
+        throw Error(fmt::format("demo model {}: unet needs a whole number of base channels in "
+                                "[16, 64] (0: 16), got {}",
+                                path, param));
 }
 
 torch::jit::Module build(DemoModel kind, float param) {
@@ -257,6 +361,14 @@ torch::jit::Module build(DemoModel kind, float param) {
         }
         case DemoModel::patch_classifier:
             m.define(kPatchClassifier);
+            break;
+        case DemoModel::light:
+            add_light_weights(m);
+            m.define(kLight);
+            break;
+        case DemoModel::unet:
+            add_unet_weights(m, param > 0.0f ? static_cast<std::int64_t>(param) : 16);
+            m.define(kUnet);
             break;
     }
     m.eval();

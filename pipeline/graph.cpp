@@ -44,12 +44,19 @@ constexpr int kSlidesAhead = 2;
 enum StageId { kPlan, kRead, kNormalize, kBatch, kWrite, kFixedStages };
 const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect", "write"};
 
-int default_torch_threads(const Config& cfg) {
-    if (cfg.torch_threads > 0) return cfg.torch_threads;
-    const int cores = cfg.threads > 0 ? cfg.threads
-                                      : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
-    // Leave a core to the readers while the model runs, so TBB and OpenMP do not fight.
-    return std::max(1, cores - 1);
+int cores(const Config& cfg) {
+    return cfg.threads > 0 ? cfg.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// On CPU every node body runs on TBB's threads: a model call per core, each with one LibTorch
+// thread, so reads, normalization and inference share the cores without an OpenMP pool
+// spinning beside TBB's (oversubscription), and a light model is not slowed by OpenMP's
+// fork/join overhead. On CUDA the host side only feeds the GPU.
+int default_torch_threads(const Config& cfg) { return cfg.torch_threads > 0 ? cfg.torch_threads : 1; }
+
+int default_infer_slots(const Config& cfg, const std::string& device) {
+    if (cfg.infer_slots > 0) return cfg.infer_slots;
+    return device == "cpu" ? cores(cfg) : 0;  // 0: the model's own default (2 per GPU)
 }
 
 const char* sink_name(Task t) {
@@ -236,8 +243,8 @@ struct SlidePipeline::Impl {
 SlidePipeline::Impl::Models::Models(const Config& cfg, const Topology& topology) {
     for (const ModelConfig& mc : cfg.models) {
         ModelRun& r = runs.emplace_back();
-        r.model = std::make_unique<Model>(mc, mc.device.value_or(cfg.device), default_torch_threads(cfg),
-                                          cfg.infer_slots);
+        const std::string device = mc.device.value_or(cfg.device);
+        r.model = std::make_unique<Model>(mc, device, default_torch_threads(cfg), default_infer_slots(cfg, device));
         r.slots = std::make_unique<SlotPool>(r.model->slots());
         r.probe = r.model->probe(tiling_for(cfg, mc).patch_size);
     }
@@ -292,6 +299,7 @@ Progress SlidePipeline::progress() const {
     p.patches_total = impl_->patches_total.load();
     p.slides_done = impl_->slides_done.load();
     p.peak_in_flight = impl_->peak_in_flight.load();
+    p.in_flight = impl_->in_flight.load();
     return p;
 }
 

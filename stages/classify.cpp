@@ -52,6 +52,7 @@ void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     layout.height = map.height;
     layout.tile = T;
     layout.compression = cfg_->compression;
+    layout.deflate_level = cfg_->deflate_level;
     layout.mpp = plan.mpp > 0 ? plan.mpp * stride / st->zoom : 0.0;
     layout.spill_bytes = cfg_->spill_mb << 20;
     if (channels_ > 2) layout.palette_rgb = label_palette(model.classes);

@@ -201,6 +201,7 @@ struct Model::Impl {
     c10::Device device{c10::kCPU};
     c10::ScalarType dtype = torch::kFloat;
     int slots = 1;
+    int torch_threads = 0;  // 0: leave LibTorch's setting alone
     torch::jit::Module module;
 #ifdef FLOWINFER_WITH_CUDA
     std::vector<c10::cuda::CUDAStream> streams;  // one per slot: slots overlap copies and kernels
@@ -272,6 +273,7 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
     m.slots = spec.cuda ? (slots > 0 ? slots : 2) : std::max(1, slots);
     m.dtype = precision_dtype(precision);
     apply_torch_threads(torch_threads);
+    m.torch_threads = torch_threads;
 #ifdef FLOWINFER_WITH_CUDA
     if (spec.cuda) {
         m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(spec.index));
@@ -319,6 +321,9 @@ ModelOutput Model::run(const float* input, int n, int h, int w, int slot) {
         throw ModelError(m.cfg.name, fmt::format("slot {} out of range [0, {})", slot, m.slots));
     if (n < 1 || h < 1 || w < 1)
         throw ModelError(m.cfg.name, fmt::format("empty input batch [{}, 3, {}, {}]", n, h, w));
+    // LibTorch applies its thread count to a thread on that thread's first parallel op only,
+    // so a thread that ran another model (or another run) before keeps a stale count.
+    if (m.torch_threads > 0 && at::get_num_threads() != m.torch_threads) at::set_num_threads(m.torch_threads);
     // InferenceMode is thread-local, so each calling thread sets it for itself.
     c10::InferenceMode inference;
     try {

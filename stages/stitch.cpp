@@ -106,6 +106,7 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
     layout.channels = 1;
     layout.tile = T;
     layout.compression = cfg_->compression;
+    layout.deflate_level = cfg_->deflate_level;
     layout.mpp = plan.mpp > 0 ? plan.mpp * st->scale : 0.0;
     layout.spill_bytes = cfg_->spill_mb << 20;
     if (channels_ > 2) layout.palette_rgb = label_palette(model.classes);

@@ -152,6 +152,7 @@ struct PyramidTiffWriter::Impl {
             switch (comp) {
                 case Compression::deflate:
                     ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) == 1;
+                    ok &= TIFFSetField(tif, TIFFTAG_ZIPQUALITY, layout.deflate_level) == 1;
                     break;
                 case Compression::lzw:
                     ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_LZW) == 1;

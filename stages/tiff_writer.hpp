@@ -31,6 +31,7 @@ struct TiffLayout {
     int channels = 1;         // 1 (grey or palette) or 3 (RGB)
     int tile = 256;
     Compression compression = Compression::deflate;
+    int deflate_level = 1;    // zlib level 1..9: 1 keeps compression off the critical path
     bool jpeg = false;        // RGB only: JPEG (quality below) instead of `compression`
     int jpeg_quality = 90;
     double mpp = 0.0;         // µm per level-0 pixel; 0: no resolution tags

@@ -198,13 +198,45 @@ BOOST_AUTO_TEST_CASE(every_config_in_configs_runs) {
     BOOST_REQUIRE(r.exit_code == 0);
     int seen = 0;
     for (const auto& e : fs::directory_iterator(dir / "configs")) {
-        if (e.path().extension() != ".toml") continue;
+        // bench-*.toml need the large benchmark slides (benchmarks/run.sh makes them).
+        if (e.path().extension() != ".toml" || e.path().filename().string().rfind("bench-", 0) == 0) continue;
         ++seen;
         r = run("run " + e.path().string() + " --quiet");
         BOOST_TEST(r.exit_code == 0, e.path().filename() << ": " << r.output);
         BOOST_TEST(contains(r, "ok "), e.path().filename());
     }
     BOOST_TEST(seen >= 4);
+}
+
+BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
+    // Not a speed test: checks that every figure is measured and the derived ones add up.
+    const std::string cfg = config(fit::shared_slide("CMU-1-Small-Region.svs"));
+    auto r = run("bench " + cfg + " --patches 24 --model-seconds 0.2");
+    BOOST_REQUIRE(r.exit_code == 0);
+    BOOST_TEST(contains(r, "efficiency"));
+    const std::string json = fit::read_text(dir / "out/bench.json");
+    const auto value = [&json](const std::string& key) {
+        const std::size_t at = json.find("\"" + key + "\": ");
+        BOOST_REQUIRE_MESSAGE(at != std::string::npos, key);
+        return std::stod(json.substr(at + key.size() + 4));
+    };
+    for (const char* k : {"read_patches_per_s", "model_patches_per_s", "sequential_patches_per_s",
+                          "pipeline_patches_per_s", "bound_patches_per_s"})
+        BOOST_TEST(value(k) > 0, k);
+    const double read = value("read_patches_per_s"), model = value("model_patches_per_s");
+    BOOST_TEST(value("bound_patches_per_s") == 1 / (1 / read + 1 / model), boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(value("efficiency") == value("pipeline_patches_per_s") / value("bound_patches_per_s"),
+               boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(value("speedup_vs_sequential") ==
+                   value("pipeline_patches_per_s") / value("sequential_patches_per_s"),
+               boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(value("patches") == 10 * 13);  // 2220 x 2967 at patch 256, stride 240
+    BOOST_TEST(json.find("\"device\": \"cpu\"") != std::string::npos);
+    BOOST_TEST(json.find("\"read_region\": {\"busy_s\"") != std::string::npos);
+    // --profile names the bottleneck.
+    r = run("run " + cfg + " --quiet --profile");
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(contains(r, "bottleneck: "));
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -84,6 +84,7 @@ slides = ["one.svs", "slides/*.ndpi"]
 [output]
 dir = "results"
 compression = "lzw"
+deflate_level = 7
 spill_mb = 1024
 
 [tiling]
@@ -119,6 +120,7 @@ blend = "weighted"
     BOOST_TEST(c.output_dir == dir / "results");
     BOOST_TEST((c.compression == flowinfer::Compression::lzw));
     BOOST_TEST(c.spill_mb == 1024);
+    BOOST_TEST(c.deflate_level == 7);
     BOOST_TEST(c.patch_size == 256);
     BOOST_TEST(c.overlap == 32);
     BOOST_TEST(c.mpp.has_value());
@@ -484,6 +486,8 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
 BOOST_AUTO_TEST_CASE(output_values) {
     expect_error(kInput + "[output]\ndir = \"o\"\ncompression = \"zip\"\n" + kModel,
                  "output.compression", 5, 15, "must be one of: deflate, lzw, none (got 'zip')");
+    expect_error(kInput + "[output]\ndir = \"o\"\ndeflate_level = 0\n" + kModel, "output.deflate_level", 5,
+                 17, "must be between 1 and 9");
     expect_error(kInput + "[output]\ndir = \"o\"\nspill_mb = -1\n" + kModel, "output.spill_mb", 5,
                  12, "must be >= 0 (got -1)");
     expect_error(kInput + "[output]\ndir = \"o\"\nspill_mb = 9223372036854775807\n" + kModel,

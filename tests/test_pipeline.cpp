@@ -300,6 +300,19 @@ BOOST_AUTO_TEST_CASE(key_output_compression) {
     }
 }
 
+BOOST_AUTO_TEST_CASE(key_output_deflate_level) {
+    // Same pixels; level 9 spends more time for a smaller file than level 1.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    Config c = config({slide}, model(DemoModel::pointwise_mean));
+    c.deflate_level = 1;
+    const std::string fast = output_of(run(c));
+    c.deflate_level = 9;
+    c.output_dir = dir / "out-9";
+    const std::string small = output_of(run(c));
+    BOOST_TEST(fs::file_size(small) < fs::file_size(fast));
+    BOOST_TEST(fit::read_level(fast, 0).rgb == fit::read_level(small, 0).rgb);
+}
+
 BOOST_AUTO_TEST_CASE(key_output_spill_mb) {
     // Spilling every lower-level tile to the temporary file gives the same pyramid.
     const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");

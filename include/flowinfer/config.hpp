@@ -71,6 +71,7 @@ struct Config {
     // [output]
     std::string output_dir;                        // absolute
     Compression compression = Compression::deflate;
+    int deflate_level = 1;  // 1 (fastest) .. 9 (smallest)
     std::int64_t spill_mb = 64;  // lower pyramid levels kept in memory up to this, then a temp file
 
     // [tiling]

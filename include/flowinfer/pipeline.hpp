@@ -78,6 +78,7 @@ struct Progress {
     std::int64_t patches_total = 0;  // of slides planned so far
     std::int64_t slides_done = 0;
     std::int64_t peak_in_flight = 0;  // patches admitted but not yet stitched, observed maximum
+    std::int64_t in_flight = 0;       // the same, now
 };
 
 struct RunSummary {

@@ -1,0 +1,48 @@
+// flowinfer bench: the pipeline measured against its own ceilings, in one process, on the
+// same slide, model, device and settings.
+//
+// Thread safety: bench() runs one measurement after another and must not run concurrently
+// with another bench() or run() in the same process (LibTorch's thread count is global).
+#pragma once
+
+#include <flowinfer/config.hpp>
+#include <flowinfer/pipeline.hpp>
+
+#include <cstdint>
+#include <string>
+
+namespace flowinfer {
+
+struct BenchOptions {
+    std::int64_t ceiling_patches = 256;  // patches read / inferred for the two ceilings
+    double min_model_seconds = 3.0;      // the model ceiling runs at least this long
+};
+
+struct BenchResult {
+    std::string slide, model, device, precision;
+    int patch_size = 0, batch_size = 0, readers = 0, threads = 0;
+    int torch_threads = 0;        // the pipeline's
+    int model_concurrency = 1;    // concurrent model calls at the model's best
+    int model_torch_threads = 0;  // LibTorch threads at the model's best
+    double read_patches_per_s = 0;
+    double model_patches_per_s = 0;
+    double sequential_patches_per_s = 0;
+    double pipeline_patches_per_s = 0;
+    double bound_patches_per_s = 0;  // min(read, model) on a GPU; 1/(1/read + 1/model) on CPU
+    double efficiency = 0;           // pipeline / bound
+    double speedup_vs_sequential = 0;
+    double mean_in_flight = 0;       // sampled patches in flight during the pipeline run
+    RunSummary pipeline, sequential;
+};
+
+// Runs the four measurements on cfg's first slide with its first model, writing the two
+// runs' outputs under <output_dir>/bench/. Throws like run().
+BenchResult bench(const Config& cfg, const BenchOptions& options = {});
+
+std::string bench_json(const BenchResult& r);
+std::string bench_table(const BenchResult& r);
+
+// "stage: busy_s, utilization" lines and the bottleneck of a run (flowinfer run --profile).
+std::string profile_report(const RunSummary& s, const Config& cfg);
+
+}  // namespace flowinfer

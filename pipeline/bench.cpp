@@ -1,0 +1,258 @@
+#include <flowinfer/bench.hpp>
+#include <flowinfer/errors.hpp>
+
+#include "stages/context.hpp"
+#include "stages/layout.hpp"
+#include "stages/model.hpp"
+#include "stages/normalize.hpp"
+#include "stages/read_region.hpp"
+
+#include <fmt/format.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace flowinfer {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+int cores(const Config& cfg) {
+    return cfg.threads > 0 ? cfg.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+}
+
+// The slide and the first `n` patches of the first model's walk, as the pipeline reads them.
+struct Sample {
+    SlidePtr ctx;
+    std::vector<PatchKey> keys;
+};
+
+Sample sample_patches(const Config& cfg, std::int64_t n) {
+    Sample s;
+    s.ctx = std::make_shared<SlideContext>();
+    s.ctx->job = SlideJob{0, cfg.slides.front()};
+    s.ctx->slide = std::make_unique<Slide>(cfg.slides.front());
+    s.ctx->plans.push_back(plan_slide(*s.ctx->slide, 0, tiling_for(cfg, cfg.models.front()), cfg));
+    const SlidePlan& plan = s.ctx->plans.front();
+    for (std::uint64_t i = 0; i < plan.count() && static_cast<std::int64_t>(i) < n; ++i) s.keys.push_back(plan.key(i));
+    return s;
+}
+
+// Readers alone: read_region + RGB on `readers` threads, no model.
+double read_ceiling(const Config& cfg, const Sample& s) {
+    StageCounter counter;
+    const ReadRegion read(counter);
+    tbb::task_arena arena(std::max(1, cfg.readers));
+    // One untimed pass warms OpenSlide's caches no more than the pipeline's own first reads.
+    const auto t0 = Clock::now();
+    arena.execute([&] {
+        tbb::parallel_for(std::size_t(0), s.keys.size(), [&](std::size_t i) {
+            const Patch p = read(PatchTask{s.ctx, s.keys[i], nullptr});
+            if (p.rgb.empty()) throw SlideError(s.ctx->job.path, "read failed: " + s.ctx->error());
+        });
+    });
+    return static_cast<double>(s.keys.size()) / seconds_since(t0);
+}
+
+// Patches per second of `model` on an in-memory batch of real patches, `calls` at once.
+double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const BenchOptions& opt, int calls) {
+    const int patch = s.ctx->plans.front().patch_size;
+    const int batch = mc.batch_size;
+    StageCounter counter;
+    const ReadRegion read(counter);
+    const std::size_t per = static_cast<std::size_t>(3) * patch * patch;
+    std::shared_ptr<float> data = model.host_buffer(per * batch);
+    std::array<float, 3> scale{}, bias{};
+    for (int c = 0; c < 3; ++c) {
+        scale[c] = 1.0f / (255.0f * mc.std[c]);
+        bias[c] = -mc.mean[c] / mc.std[c];
+    }
+    for (int i = 0; i < batch; ++i) {
+        const Patch p = read(PatchTask{s.ctx, s.keys[static_cast<std::size_t>(i) % s.keys.size()], nullptr});
+        normalize_rgb(p.rgb.data(), patch * patch, scale.data(), bias.data(), data.get() + per * i);
+    }
+    // Warm-up outside the timed region, in every caller thread (cuDNN autotuning, OpenMP pools).
+    std::vector<std::thread> warm;
+    for (int k = 0; k < calls; ++k) warm.emplace_back([&, k] { model.run(data.get(), batch, patch, patch, k); });
+    for (std::thread& t : warm) t.join();
+
+    std::atomic<std::int64_t> batches{0};
+    const auto t0 = Clock::now();
+    std::vector<std::thread> callers;
+    for (int k = 0; k < calls; ++k)
+        callers.emplace_back([&, k] {
+            const std::int64_t want = std::max<std::int64_t>(3, opt.ceiling_patches / batch / calls);
+            for (std::int64_t b = 0; b < want || seconds_since(t0) < opt.min_model_seconds; ++b) {
+                model.run(data.get(), batch, patch, patch, k);
+                ++batches;
+            }
+        });
+    for (std::thread& t : callers) t.join();
+    return static_cast<double>(batches.load()) * batch / seconds_since(t0);
+}
+
+// The model alone on batches already in memory, at its best concurrency.
+void model_ceiling(const Config& cfg, const Sample& s, const BenchOptions& opt, BenchResult& r) {
+    const ModelConfig& mc = cfg.models.front();
+    const std::string device = mc.device.value_or(cfg.device);
+    const bool cpu = device == "cpu";
+    // (concurrent calls, LibTorch threads per call) to try. CPU: every core in one call is
+    // not always best (OpenMP's overhead swamps a light model), so also one thread per call.
+    // GPU: overlapping calls on their own streams.
+    std::vector<std::pair<int, int>> shapes;
+    if (cpu) {
+        shapes = {{1, cores(cfg)}, {1, 1}};
+        if (cores(cfg) > 1) shapes.push_back({cores(cfg), 1});
+    } else {
+        for (int calls = 1; calls <= std::max(2, cfg.infer_slots); ++calls) shapes.push_back({calls, std::max(1, cfg.torch_threads)});
+    }
+    r.model_patches_per_s = 0;
+    for (const auto& [calls, threads] : shapes) {
+        Model model(mc, device, threads, calls);
+        const double pps = model_rate(model, mc, s, opt, calls);
+        if (pps > r.model_patches_per_s) {
+            r.model_patches_per_s = pps;
+            r.model_concurrency = calls;
+            r.model_torch_threads = threads;
+        }
+        r.device = model.info().device;
+        r.precision = model.info().precision;
+    }
+}
+
+double mean_of(const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+}
+
+std::string num(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
+
+}  // namespace
+
+BenchResult bench(const Config& base, const BenchOptions& opt) {
+    if (base.slides.empty()) throw ConfigError(base.source, "input.slides", 0, 0, "bench needs a slide");
+    Config cfg = base;
+    cfg.slides = {base.slides.front()};
+    cfg.models = {base.models.front()};
+    BenchResult r;
+    r.slide = cfg.slides.front();
+    r.model = cfg.models.front().name;
+    r.patch_size = tiling_for(cfg, cfg.models.front()).patch_size;
+    r.batch_size = cfg.models.front().batch_size;
+    r.readers = cfg.readers;
+    r.threads = cores(cfg);
+
+    const Sample sample = sample_patches(cfg, opt.ceiling_patches);
+    r.read_patches_per_s = read_ceiling(cfg, sample);
+    model_ceiling(cfg, sample, opt, r);
+
+    // The seeds' "original code": one thread reads, normalizes, runs and stitches one batch
+    // after another. One TBB thread runs the same graph with no overlap at all; LibTorch
+    // keeps every core, as a plain script's model call would.
+    Config seq = cfg;
+    seq.threads = 1;
+    seq.readers = 1;
+    seq.torch_threads = cores(cfg);
+    seq.max_in_flight = cfg.models.front().batch_size;
+    seq.output_dir = (fs::path(cfg.output_dir) / "bench" / "sequential").string();
+    r.sequential = run(seq);
+    r.sequential_patches_per_s = r.sequential.patches_per_s;
+
+    Config pipe = cfg;
+    pipe.output_dir = (fs::path(cfg.output_dir) / "bench" / "pipeline").string();
+    std::vector<double> occupancy;
+    struct Sampler {
+        static void fn(const Progress& p, double, void* user) {
+            static_cast<std::vector<double>*>(user)->push_back(static_cast<double>(p.in_flight));
+        }
+    };
+    r.pipeline = run(pipe, &Sampler::fn, &occupancy);
+    r.pipeline_patches_per_s = r.pipeline.patches_per_s;
+    r.torch_threads = r.pipeline.runtime.torch_threads;
+    r.mean_in_flight = mean_of(occupancy);
+
+    const bool gpu = r.device.rfind("cuda", 0) == 0;
+    r.bound_patches_per_s = gpu ? std::min(r.read_patches_per_s, r.model_patches_per_s)
+                                : 1.0 / (1.0 / r.read_patches_per_s + 1.0 / r.model_patches_per_s);
+    r.efficiency = r.pipeline_patches_per_s / r.bound_patches_per_s;
+    r.speedup_vs_sequential = r.pipeline_patches_per_s / r.sequential_patches_per_s;
+    return r;
+}
+
+std::string bench_json(const BenchResult& r) {
+    std::string stages;
+    for (const auto& [name, st] : r.pipeline.stages)
+        stages += fmt::format("{}\n    \"{}\": {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
+                              "\"utilization\": {}}}",
+                              stages.empty() ? "" : ",", name, num(st.busy_s), st.items, st.peak_concurrency,
+                              num(r.pipeline.wall_s > 0 ? st.busy_s / r.pipeline.wall_s : 0.0));
+    return fmt::format(
+        "{{\n  \"slide\": \"{}\",\n  \"model\": \"{}\",\n  \"device\": \"{}\",\n  \"precision\": \"{}\",\n"
+        "  \"patch_size\": {},\n  \"batch_size\": {},\n  \"readers\": {},\n  \"threads\": {},\n"
+        "  \"torch_threads\": {},\n  \"model_concurrency\": {},\n  \"model_torch_threads\": {},\n"
+        "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
+        "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
+        "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
+        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"stages\": {{{}\n  }}\n}}\n",
+        r.slide, r.model, r.device, r.precision, r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
+        r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
+        num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
+        num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,
+        r.pipeline.peak_in_flight, num(r.mean_in_flight), stages);
+}
+
+std::string bench_table(const BenchResult& r) {
+    std::string t = fmt::format("slide {}  model {}  {} {}  patch {}  batch {}  readers {}  threads {}  "
+                                "torch threads {} (model ceiling: {} call(s) x {} threads)\n",
+                                fs::path(r.slide).filename().string(), r.model, r.device, r.precision, r.patch_size,
+                                r.batch_size, r.readers, r.threads, r.torch_threads, r.model_concurrency,
+                                r.model_torch_threads);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "read ceiling", r.read_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "bound", r.bound_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "sequential (seeds' design)", r.sequential_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "pipeline", r.pipeline_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.2f}\n", "efficiency (pipeline/bound)", r.efficiency);
+    t += fmt::format("  {:<28}{:>12.2f}x\n", "speedup vs sequential", r.speedup_vs_sequential);
+    return t;
+}
+
+std::string profile_report(const RunSummary& s, const Config& cfg) {
+    // A stage saturates when its bodies are busy for all the concurrency it is allowed.
+    const auto allowed = [&](const std::string& name) -> double {
+        if (name == "read_region") return std::max(1, cfg.readers);
+        if (name == "normalize") return std::max(1, s.runtime.threads);
+        if (name.rfind("infer", 0) == 0) return std::max(1, s.runtime.infer_slots);
+        return 1;
+    };
+    std::string out = fmt::format("{:<22}{:>10}{:>8}{:>12}{:>14}\n", "stage", "busy_s", "items", "peak conc.",
+                                  "saturation");
+    std::string worst;
+    double worst_sat = -1;
+    for (const auto& [name, st] : s.stages) {
+        const double sat = s.wall_s > 0 ? st.busy_s / (s.wall_s * allowed(name)) : 0.0;
+        out += fmt::format("{:<22}{:>10.3f}{:>8}{:>12}{:>13.0f}%\n", name, st.busy_s, st.items, st.peak_concurrency,
+                           100 * sat);
+        if (name.find(':') == std::string::npos && sat > worst_sat) {
+            worst_sat = sat;
+            worst = name;
+        }
+    }
+    out += fmt::format("bottleneck: {} (busy {:.0f}% of the time it could run); peak {} of {} patches in flight\n",
+                       worst, 100 * worst_sat, s.peak_in_flight, s.runtime.max_in_flight);
+    return out;
+}
+
+}  // namespace flowinfer
