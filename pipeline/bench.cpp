@@ -112,8 +112,9 @@ void model_ceiling(const Config& cfg, const Sample& s, const BenchOptions& opt, 
     // GPU: overlapping calls on their own streams.
     std::vector<std::pair<int, int>> shapes;
     if (cpu) {
-        shapes = {{1, cores(cfg)}, {1, 1}};
         if (cores(cfg) > 1) shapes.push_back({cores(cfg), 1});
+        shapes.push_back({1, cores(cfg)});
+        if (cores(cfg) > 1) shapes.push_back({1, 1});
     } else {
         for (int calls = 1; calls <= std::max(2, cfg.infer_slots); ++calls) shapes.push_back({calls, std::max(1, cfg.torch_threads)});
     }
@@ -121,6 +122,7 @@ void model_ceiling(const Config& cfg, const Sample& s, const BenchOptions& opt, 
     for (const auto& [calls, threads] : shapes) {
         Model model(mc, device, threads, calls);
         const double pps = model_rate(model, mc, s, opt, calls);
+        r.model_shapes.push_back(BenchResult::Shape{calls, threads, pps});
         if (pps > r.model_patches_per_s) {
             r.model_patches_per_s = pps;
             r.model_concurrency = calls;
@@ -192,6 +194,10 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
 }
 
 std::string bench_json(const BenchResult& r) {
+    std::string shapes;
+    for (const BenchResult::Shape& sh : r.model_shapes)
+        shapes += fmt::format("{}{{\"calls\": {}, \"torch_threads\": {}, \"patches_per_s\": {}}}",
+                              shapes.empty() ? "" : ", ", sh.calls, sh.torch_threads, num(sh.patches_per_s));
     std::string stages;
     for (const auto& [name, st] : r.pipeline.stages)
         stages += fmt::format("{}\n    \"{}\": {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
@@ -205,12 +211,12 @@ std::string bench_json(const BenchResult& r) {
         "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
         "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
         "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
-        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"stages\": {{{}\n  }}\n}}\n",
+        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"stages\": {{{}\n  }}\n}}\n",
         r.slide, r.model, r.device, r.precision, r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
         r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
         num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
         num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,
-        r.pipeline.peak_in_flight, num(r.mean_in_flight), stages);
+        r.pipeline.peak_in_flight, num(r.mean_in_flight), shapes, stages);
 }
 
 std::string bench_table(const BenchResult& r) {
@@ -221,6 +227,9 @@ std::string bench_table(const BenchResult& r) {
                                 r.model_torch_threads);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "read ceiling", r.read_patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);
+    for (const BenchResult::Shape& sh : r.model_shapes)
+        t += fmt::format("    {:<26}{:>12.1f} patches/s\n",
+                         fmt::format("{} call(s) x {} thread(s)", sh.calls, sh.torch_threads), sh.patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "bound", r.bound_patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "sequential (seeds' design)", r.sequential_patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "pipeline", r.pipeline_patches_per_s);

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace flowinfer {
 
@@ -24,6 +25,11 @@ struct BenchResult {
     int torch_threads = 0;        // the pipeline's
     int model_concurrency = 1;    // concurrent model calls at the model's best
     int model_torch_threads = 0;  // LibTorch threads at the model's best
+    struct Shape {
+        int calls = 1, torch_threads = 1;
+        double patches_per_s = 0;
+    };
+    std::vector<Shape> model_shapes;  // every (calls x threads) the model ceiling tried
     double read_patches_per_s = 0;
     double model_patches_per_s = 0;
     double sequential_patches_per_s = 0;
