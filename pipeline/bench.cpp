@@ -72,7 +72,9 @@ double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const Be
     StageCounter counter;
     const ReadRegion read(counter);
     const std::size_t per = static_cast<std::size_t>(3) * patch * patch;
-    std::shared_ptr<float> data = model.host_buffer(per * batch);
+    // The batch in the form the pipeline hands this model: uint8 RGB on a GPU, else floats.
+    std::shared_ptr<float> floats = model.host_buffer(per * batch);
+    std::shared_ptr<std::uint8_t> rgb = model.host_bytes(per * batch);
     std::array<float, 3> scale{}, bias{};
     for (int c = 0; c < 3; ++c) {
         scale[c] = 1.0f / (255.0f * mc.std[c]);
@@ -80,11 +82,16 @@ double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const Be
     }
     for (int i = 0; i < batch; ++i) {
         const Patch p = read(PatchTask{s.ctx, s.keys[static_cast<std::size_t>(i) % s.keys.size()], nullptr});
-        normalize_rgb(p.rgb.data(), patch * patch, scale.data(), bias.data(), data.get() + per * i);
+        normalize_rgb(p.rgb.data(), patch * patch, scale.data(), bias.data(), floats.get() + per * i);
+        std::copy(p.rgb.begin(), p.rgb.end(), rgb.get() + per * i);
     }
+    const auto infer = [&](int slot) {
+        if (model.wants_rgb()) model.run_rgb(rgb.get(), batch, patch, patch, slot);
+        else model.run(floats.get(), batch, patch, patch, slot);
+    };
     // Warm-up outside the timed region, in every caller thread (cuDNN autotuning, OpenMP pools).
     std::vector<std::thread> warm;
-    for (int k = 0; k < calls; ++k) warm.emplace_back([&, k] { model.run(data.get(), batch, patch, patch, k); });
+    for (int k = 0; k < calls; ++k) warm.emplace_back([&, k] { infer(k); });
     for (std::thread& t : warm) t.join();
 
     std::atomic<std::int64_t> batches{0};
@@ -94,7 +101,7 @@ double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const Be
         callers.emplace_back([&, k] {
             const std::int64_t want = std::max<std::int64_t>(3, opt.ceiling_patches / batch / calls);
             for (std::int64_t b = 0; b < want || seconds_since(t0) < opt.min_model_seconds; ++b) {
-                model.run(data.get(), batch, patch, patch, k);
+                infer(k);
                 ++batches;
             }
         });

@@ -247,6 +247,7 @@ SlidePipeline::Impl::Models::Models(const Config& cfg, const Topology& topology)
         r.model = std::make_unique<Model>(mc, device, default_torch_threads(cfg), default_infer_slots(cfg, device));
         r.slots = std::make_unique<SlotPool>(r.model->slots());
         r.probe = r.model->probe(tiling_for(cfg, mc).patch_size);
+        r.model->warm_up(mc.batch_size, tiling_for(cfg, mc).patch_size);
     }
     for (std::size_t b = 0; b < topology.batch_groups.size(); ++b) {
         const BatchGroup& g = topology.batch_groups[b];

@@ -30,7 +30,7 @@ public:
     // `model` provides the buffers (pinned when it runs on CUDA); `consumers` models share
     // each batch.
     BatchAssembler(const Model& model, int group, const BatchGroup& spec, int patch_size)
-        : model_(&model), group_(group), batch_size_(spec.batch_size),
+        : model_(&model), group_(group), rgb_(spec.rgb), batch_size_(spec.batch_size),
           consumers_(static_cast<int>(spec.models.size())), patch_size_(patch_size) {}
     Slot reserve(const Patch& patch);
 
@@ -43,6 +43,7 @@ private:
 
     const Model* model_;
     int group_;
+    bool rgb_;
     int batch_size_;
     int consumers_;
     int patch_size_;

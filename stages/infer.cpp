@@ -35,7 +35,8 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
         int slot;
         ~Lease() { pool->release(slot); }
     } lease{slots_, slots_->acquire()};
-    r.out = model_->run(batch->data.get(), n, batch->patch_size, batch->patch_size, lease.slot);
+    r.out = batch->rgb ? model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot)
+                       : model_->run(batch->floats.get(), n, batch->patch_size, batch->patch_size, lease.slot);
     return r;
 }
 

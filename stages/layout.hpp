@@ -50,6 +50,7 @@ struct PatchKey {
 struct BatchGroup {
     int read_group = 0;
     int batch_size = 1;
+    bool rgb = false;  // the models run on a GPU: batches carry uint8 RGB
     std::vector<float> mean, std;
     std::vector<int> models;  // indices into Config::models
 };

@@ -58,8 +58,9 @@ struct Patch {
     std::vector<std::uint8_t> rgb;
 };
 
-// Up to `capacity` normalized patches of one slide, [n, 3, P, P] float32 in `data`, shared
-// by every model of its batch group.
+// Up to `capacity` patches of one slide, shared by every model of its batch group: normalized
+// [n, 3, P, P] float32 in `floats`, or, for models on a GPU, raw RGB [n, P, P, 3] uint8 in
+// `rgb` (a quarter of the upload; the model normalizes on the device).
 struct Batch {
     SlidePtr ctx;
     int group = 0;  // batch group
@@ -68,7 +69,8 @@ struct Batch {
     std::vector<PatchKey> keys;   // slot i holds keys[i]
     std::vector<TicketPtr> tickets;
     std::atomic<int> consumers{0};  // models still to finish with this batch
-    std::shared_ptr<float> data;  // from Model::host_buffer (pinned on CUDA)
+    std::shared_ptr<float> floats;       // from Model::host_buffer
+    std::shared_ptr<std::uint8_t> rgb;   // from Model::host_bytes (pinned)
     // Slots that will be filled: capacity, or fewer for a slide's last batch. Set by the
     // assembler before the slot that completes the batch is handed out.
     std::atomic<int> target{0};

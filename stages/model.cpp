@@ -26,6 +26,10 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <new>
 #include <string>
 #include <utility>
 #include <vector>
@@ -41,7 +45,7 @@ struct DeviceSpec {
 
 DeviceSpec parse_device(const std::string& model, const std::string& device) {
     if (device == "cpu") return {};
-    if (device == "cuda") return {true, 0};
+    if (device == "cuda") return {true, -1};  // every visible GPU
     const std::string prefix = "cuda:";
     if (device.size() > prefix.size() && device.compare(0, prefix.size(), prefix) == 0) {
         const std::string digits = device.substr(prefix.size());
@@ -195,20 +199,59 @@ ModelOutput to_model_output(const at::Tensor& host_float) {
 
 }  // namespace
 
+// Recycles host batch buffers: a batch's buffer comes back here when the batch dies, so a
+// run allocates (and, on CUDA, pins) a handful of buffers instead of one per batch.
+class BufferPool : public std::enable_shared_from_this<BufferPool> {
+public:
+    using Alloc = std::function<std::shared_ptr<void>(std::size_t)>;
+    explicit BufferPool(Alloc alloc) : alloc_(std::move(alloc)) {}
+
+    std::shared_ptr<void> get(std::size_t bytes) {
+        std::shared_ptr<void> block;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            auto it = free_.find(bytes);
+            if (it != free_.end()) {
+                block = std::move(it->second);
+                free_.erase(it);
+            }
+        }
+        if (!block) block = alloc_(bytes);
+        void* data = block.get();
+        // The deleter keeps the pool alive, so buffers may outlive the Model.
+        return std::shared_ptr<void>(data, [pool = shared_from_this(), block, bytes](void*) mutable {
+            std::lock_guard<std::mutex> lock(pool->mu_);
+            pool->free_.emplace(bytes, std::move(block));
+        });
+    }
+
+private:
+    Alloc alloc_;
+    std::mutex mu_;
+    std::multimap<std::size_t, std::shared_ptr<void>> free_;
+};
+
 struct Model::Impl {
     ModelConfig cfg;
     DeviceInfo info;
-    c10::Device device{c10::kCPU};
     c10::ScalarType dtype = torch::kFloat;
     int slots = 1;
     int torch_threads = 0;  // 0: leave LibTorch's setting alone
-    torch::jit::Module module;
+    // One module per device: "cuda" runs a copy on every visible GPU; slot k uses
+    // devices[k % devices.size()].
+    std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
+    std::vector<torch::jit::Module> modules;
+    std::vector<at::Tensor> means, stds;  // [1, 3, 1, 1] x 255 per device, for RGB input
+    std::shared_ptr<BufferPool> pool;
 #ifdef FLOWINFER_WITH_CUDA
     std::vector<c10::cuda::CUDAStream> streams;  // one per slot: slots overlap copies and kernels
 #endif
 
-    at::Tensor forward(const at::Tensor& x, int n, int h, int w) {
-        c10::IValue result = module.forward({x});
+    bool cuda() const { return devices.front().is_cuda(); }
+    std::size_t device_of(int slot) const { return static_cast<std::size_t>(slot) % devices.size(); }
+
+    at::Tensor forward(std::size_t d, const at::Tensor& x, int n, int h, int w) {
+        c10::IValue result = modules[d].forward({x});
         at::Tensor out = first_tensor(cfg.name, result);
         validate_output(cfg.name, cfg.task, out, n, h, w);
         // Activation in fp32: softmax in half precision loses the small probabilities.
@@ -216,24 +259,39 @@ struct Model::Impl {
         return activate(out.to(torch::kFloat), cfg.activation);
     }
 
-    ModelOutput run_cpu(const float* input, int n, int h, int w) {
-        // from_blob: the batch buffer is already [n, 3, h, w] float32, no copy needed.
-        at::Tensor x = torch::from_blob(const_cast<float*>(input), {n, 3, h, w},
-                                        torch::TensorOptions().dtype(torch::kFloat));
-        return to_model_output(forward(x, n, h, w));
+    // [n, h, w, 3] uint8 on the device -> normalized [n, 3, h, w] in the model's dtype.
+    at::Tensor normalize(std::size_t d, const at::Tensor& rgb) const {
+        return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - means[d]) / stds[d]).to(dtype).contiguous();
+    }
+
+    ModelOutput run_cpu(const void* input, bool rgb, int n, int h, int w) {
+        // from_blob: the batch buffer is used in place, no copy.
+        at::Tensor x = rgb ? normalize(0, torch::from_blob(const_cast<void*>(input), {n, h, w, 3}, torch::kUInt8))
+                           : torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat);
+        return to_model_output(forward(0, x, n, h, w));
     }
 
 #ifdef FLOWINFER_WITH_CUDA
-    ModelOutput run_cuda(const float* input, int n, int h, int w, int slot) {
+    ModelOutput run_cuda(const void* input, bool rgb, int n, int h, int w, int slot) {
+        const std::size_t d = device_of(slot);
+        c10::cuda::CUDAGuard device_guard(devices[d]);
         c10::cuda::CUDAStream stream = streams[static_cast<std::size_t>(slot)];
         c10::cuda::CUDAStreamGuard guard(stream);
-        at::Tensor host = torch::from_blob(const_cast<float*>(input), {n, 3, h, w},
-                                           torch::TensorOptions().dtype(torch::kFloat));
-        // non_blocking overlaps the upload with other slots' kernels when `input` is pinned
-        // (host_buffer()); the stream sync below keeps `input` alive long enough.
-        at::Tensor x = host.to(device, dtype, /*non_blocking=*/true, /*copy=*/false);
-        at::Tensor probs = forward(x, n, h, w);
-        at::Tensor back = probs.to(torch::kCPU);
+        // non_blocking overlaps the upload with other slots' kernels (the buffer is pinned,
+        // host_buffer()); uint8 RGB is a quarter of the bytes of float32, and is normalized
+        // on the device.
+        at::Tensor x;
+        if (rgb) {
+            at::Tensor host = torch::from_blob(const_cast<void*>(input), {n, h, w, 3}, torch::kUInt8);
+            x = normalize(d, host.to(devices[d], /*non_blocking=*/true));
+        } else {
+            at::Tensor host = torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat);
+            x = host.to(devices[d], /*non_blocking=*/true).to(dtype);
+        }
+        at::Tensor probs = forward(d, x, n, h, w);
+        at::Tensor back = torch::empty(probs.sizes(), torch::TensorOptions().dtype(torch::kFloat).pinned_memory(true));
+        back.copy_(probs, /*non_blocking=*/true);
+        // Waits for this slot's stream only; other slots keep the GPU busy meanwhile.
         stream.synchronize();
         return to_model_output(back);
     }
@@ -248,9 +306,14 @@ struct Model::Impl {
                                                    spec.index, count));
         // Patch batches have a fixed shape, the case cuDNN autotuning pays off for.
         at::globalContext().setBenchmarkCuDNN(true);
-        const auto index = static_cast<c10::DeviceIndex>(spec.index);
+        devices.clear();
+        if (spec.index < 0)  // "cuda": every visible GPU, one set of slots each
+            for (int i = 0; i < count; ++i) devices.emplace_back(c10::kCUDA, static_cast<c10::DeviceIndex>(i));
+        else
+            devices.emplace_back(c10::kCUDA, static_cast<c10::DeviceIndex>(spec.index));
+        slots *= static_cast<int>(devices.size());
         for (int i = 0; i < slots; ++i)
-            streams.push_back(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, index));
+            streams.push_back(c10::cuda::getStreamFromPool(/*isHighPriority=*/false, devices[device_of(i)].index()));
     }
 #endif
 };
@@ -275,25 +338,43 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
     apply_torch_threads(torch_threads);
     m.torch_threads = torch_threads;
 #ifdef FLOWINFER_WITH_CUDA
-    if (spec.cuda) {
-        m.device = c10::Device(c10::kCUDA, static_cast<c10::DeviceIndex>(spec.index));
-        m.init_cuda(spec);
-    }
+    if (spec.cuda) m.init_cuda(spec);
 #endif
 
     // Loading and dtype conversion run outside InferenceMode: parameters created as inference
     // tensors could not be converted in place by module.to().
     torch::NoGradGuard no_grad;
-    m.module = load_module(cfg.name, cfg.path, m.device);
-    m.module.eval();
-    try {
-        if (m.dtype != torch::kFloat) m.module.to(m.dtype);
-    } catch (const c10::Error& e) {
-        throw ModelError(cfg.name, fmt::format("cannot convert to {}: {}", precision_name(precision),
-                                               first_line(e.what_without_backtrace())));
+    for (const c10::Device& d : m.devices) {
+        torch::jit::Module module = load_module(cfg.name, cfg.path, d);
+        module.eval();
+        try {
+            if (m.dtype != torch::kFloat) module.to(m.dtype);
+        } catch (const c10::Error& e) {
+            throw ModelError(cfg.name, fmt::format("cannot convert to {}: {}", precision_name(precision),
+                                                   first_line(e.what_without_backtrace())));
+        }
+        m.modules.push_back(std::move(module));
+        const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(d);
+        m.means.push_back(torch::tensor(std::vector<float>{cfg.mean[0] * 255.0f, cfg.mean[1] * 255.0f, cfg.mean[2] * 255.0f}, opts)
+                              .view({1, 3, 1, 1}));
+        m.stds.push_back(torch::tensor(std::vector<float>{cfg.std[0] * 255.0f, cfg.std[1] * 255.0f, cfg.std[2] * 255.0f}, opts)
+                             .view({1, 3, 1, 1}));
     }
 
-    m.info.device = spec.cuda ? fmt::format("cuda:{}", spec.index) : std::string("cpu");
+    const bool pinned = m.cuda();
+    m.pool = std::make_shared<BufferPool>([pinned](std::size_t bytes) -> std::shared_ptr<void> {
+        if (pinned) {
+            // Pinned memory lets the upload run asynchronously; the owner keeps the tensor.
+            at::Tensor t = at::empty({static_cast<int64_t>(bytes)}, at::TensorOptions().dtype(at::kByte).pinned_memory(true));
+            void* data = t.data_ptr();
+            return std::shared_ptr<void>(data, [t](void*) mutable { t.reset(); });
+        }
+        return std::shared_ptr<void>(::operator new(bytes, std::align_val_t(64)),
+                                     [](void* p) { ::operator delete(p, std::align_val_t(64)); });
+    });
+
+    m.info.device = !spec.cuda ? std::string("cpu") : spec.index < 0 ? fmt::format("cuda (x{})", m.devices.size())
+                                                                    : fmt::format("cuda:{}", spec.index);
     m.info.precision = precision_name(precision);
     m.info.torch_threads = at::get_num_threads();
     m.info.slots = m.slots;
@@ -302,20 +383,22 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
 Model::~Model() = default;
 
 std::shared_ptr<float> Model::host_buffer(std::size_t count) const {
-#ifdef FLOWINFER_WITH_CUDA
-    if (impl_->device.is_cuda()) {
-        // Pinned memory lets the upload run asynchronously; the deleter owns the tensor so the
-        // caching host allocator gets the block back when the last user lets go.
-        at::Tensor t = at::empty({static_cast<int64_t>(count)},
-                                 at::TensorOptions().dtype(at::kFloat).pinned_memory(true));
-        float* data = t.data_ptr<float>();
-        return std::shared_ptr<float>(data, [t](float*) mutable { t.reset(); });
-    }
-#endif
-    return std::shared_ptr<float>(new float[count], std::default_delete<float[]>());
+    return std::static_pointer_cast<float>(impl_->pool->get(count * sizeof(float)));
 }
 
-ModelOutput Model::run(const float* input, int n, int h, int w, int slot) {
+std::shared_ptr<std::uint8_t> Model::host_bytes(std::size_t count) const {
+    return std::static_pointer_cast<std::uint8_t>(impl_->pool->get(count));
+}
+
+bool Model::wants_rgb() const { return impl_->cuda(); }
+
+ModelOutput Model::run(const float* input, int n, int h, int w, int slot) { return run_any(input, false, n, h, w, slot); }
+
+ModelOutput Model::run_rgb(const std::uint8_t* rgb, int n, int h, int w, int slot) {
+    return run_any(rgb, true, n, h, w, slot);
+}
+
+ModelOutput Model::run_any(const void* input, bool rgb, int n, int h, int w, int slot) {
     Impl& m = *impl_;
     if (slot < 0 || slot >= m.slots)
         throw ModelError(m.cfg.name, fmt::format("slot {} out of range [0, {})", slot, m.slots));
@@ -328,9 +411,9 @@ ModelOutput Model::run(const float* input, int n, int h, int w, int slot) {
     c10::InferenceMode inference;
     try {
 #ifdef FLOWINFER_WITH_CUDA
-        if (m.device.is_cuda()) return m.run_cuda(input, n, h, w, slot);
+        if (m.cuda()) return m.run_cuda(input, rgb, n, h, w, slot);
 #endif
-        return m.run_cpu(input, n, h, w);
+        return m.run_cpu(input, rgb, n, h, w);
     } catch (const ModelError&) {
         throw;
     } catch (const c10::Error& e) {
@@ -338,6 +421,16 @@ ModelOutput Model::run(const float* input, int n, int h, int w, int slot) {
     } catch (const std::exception& e) {
         throw ModelError(m.cfg.name, "forward failed: " + forward_message(e.what()));
     }
+}
+
+void Model::warm_up(int batch, int patch_size) {
+    // cuDNN autotunes per input shape on first use: pay for it here, on every slot, not on
+    // the first batches of the first slide.
+    if (!wants_rgb()) return;
+    const std::size_t bytes = static_cast<std::size_t>(batch) * patch_size * patch_size * 3;
+    std::shared_ptr<std::uint8_t> input = host_bytes(bytes);
+    std::fill(input.get(), input.get() + bytes, std::uint8_t(0));
+    for (int slot = 0; slot < slots(); ++slot) run_rgb(input.get(), batch, patch_size, patch_size, slot);
 }
 
 ModelOutput Model::probe(int patch_size) {

@@ -1,7 +1,11 @@
 // TorchScript model runner (LibTorch behind a pimpl: this header includes no torch).
 //
-// Thread safety: run() may be called concurrently with distinct `slot` values in
-// [0, slots()); calls with the same slot must not overlap. host_buffer() is thread-safe.
+// Thread safety: run() / run_rgb() may be called concurrently with distinct `slot` values in
+// [0, slots()); calls with the same slot must not overlap. host_buffer() and host_bytes() are
+// thread-safe, and their buffers may outlive the Model.
+//
+// Devices: "cpu", "cuda:N", or "cuda" for every visible GPU (one module copy and `slots`
+// streams per GPU; slot k runs on GPU k % count).
 #pragma once
 
 #include <flowinfer/config.hpp>
@@ -40,8 +44,14 @@ public:
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
 
-    // A host buffer of `count` floats for a batch (pinned when the model runs on CUDA).
+    // Host buffers for a batch: `count` floats or bytes, from a pool (freed buffers are
+    // reused), pinned when the model runs on CUDA.
     std::shared_ptr<float> host_buffer(std::size_t count) const;
+    std::shared_ptr<std::uint8_t> host_bytes(std::size_t count) const;
+
+    // Whether batches should reach run_rgb() as uint8 RGB: on CUDA, where the upload is a
+    // quarter of float32's and normalization runs on the device.
+    bool wants_rgb() const;
 
     // Runs the model on `n` patches: input [n, 3, h, w] float32 contiguous (already
     // normalized). Validates the output for the model's task (segmentation: [n, C, h', w']
@@ -49,6 +59,13 @@ public:
     // detection: [n, d1, d2]) and applies the configured activation over dim 1 (not for
     // detection). Throws ModelError carrying the model's name and the original message.
     ModelOutput run(const float* input, int n, int h, int w, int slot);
+    // The same from uint8 RGB [n, h, w, 3] (interleaved, as read): normalized with the model's
+    // mean and std where the model runs (on the device for CUDA).
+    ModelOutput run_rgb(const std::uint8_t* rgb, int n, int h, int w, int slot);
+
+    // Runs an all-zero batch through every slot (CUDA: cuDNN autotuning for this shape);
+    // nothing on CPU.
+    void warm_up(int batch, int patch_size);
 
     // Runs one all-zero patch of `patch_size` through the model (slot 0) and returns its
     // output: learns the output geometry and validates it before any slide is read.
@@ -59,6 +76,7 @@ public:
     const std::string& name() const;
 
 private:
+    ModelOutput run_any(const void* input, bool rgb, int n, int h, int w, int slot);
     struct Impl;
     std::unique_ptr<Impl> impl_;
 };

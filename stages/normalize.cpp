@@ -32,9 +32,12 @@ std::vector<SlotFilled> Normalize::operator()(const Patch& patch) const {
         // Failed slides and placeholders carry no pixels; infer skips such batches.
         if (!patch.rgb.empty()) {
             const int n = slot.batch->patch_size;
-            const int pixels = n * n;
-            normalize_rgb(patch.rgb.data(), pixels, t.scale.data(), t.bias.data(),
-                          slot.batch->data.get() + static_cast<std::size_t>(slot.index) * 3 * pixels);
+            const std::size_t values = static_cast<std::size_t>(3) * n * n;
+            if (slot.batch->rgb)  // normalized on the device
+                std::copy(patch.rgb.begin(), patch.rgb.end(), slot.batch->rgb.get() + slot.index * values);
+            else
+                normalize_rgb(patch.rgb.data(), n * n, t.scale.data(), t.bias.data(),
+                              slot.batch->floats.get() + slot.index * values);
         }
         out.push_back(SlotFilled{std::move(slot.batch)});
     }

@@ -1,6 +1,7 @@
 // normalize stage: uint8 RGB -> (x/255 - mean) / std per channel, planar, written straight
 // into the patch's slot of a batch buffer, once per batch group of the patch's read group
-// (models sharing mean, std and batch size share that buffer).
+// (models sharing mean, std and batch size share that buffer). For models on a GPU the RGB
+// bytes are copied as they are: the model normalizes on the device.
 //
 // Thread safety: operator() is const and runs concurrently; each call writes only the slots
 // it reserved.

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "stages/model.hpp"
+#include "stages/normalize.hpp"
 #include "tests/test_support.hpp"
 
 #include <flowinfer/demo.hpp>
@@ -371,6 +372,60 @@ BOOST_AUTO_TEST_CASE(host_buffer_is_writable) {
     BOOST_TEST(a.get()[count - 1] == static_cast<float>((count - 1) % 97) / 97.0f);
     ModelOutput out = model.run(a.get(), 4, 64, 64, 0);
     BOOST_TEST(out.n == 4);
+}
+
+BOOST_AUTO_TEST_CASE(rgb_input_is_normalized_like_the_cpu_stage) {
+    // run_rgb (the GPU path's uint8 upload, normalized where the model runs) must equal the
+    // normalize stage followed by run().
+    fit::TempDir dir;
+    ModelConfig cfg = config(demo(dir, "m.pt", DemoModel::pointwise_mean));
+    cfg.mean = {0.485f, 0.456f, 0.406f};
+    cfg.std = {0.229f, 0.224f, 0.225f};
+    Model model(cfg, "cpu", 1, 1);
+    BOOST_TEST(!model.wants_rgb());
+    const int n = 2, h = 16, w = 24, pixels = h * w;
+    std::vector<std::uint8_t> rgb(static_cast<std::size_t>(n) * pixels * 3);
+    std::mt19937 rng(3);
+    for (auto& v : rgb) v = static_cast<std::uint8_t>(rng() & 0xff);
+    float scale[3], bias[3];
+    for (int c = 0; c < 3; ++c) {
+        scale[c] = 1.0f / (255.0f * cfg.std[c]);
+        bias[c] = -cfg.mean[c] / cfg.std[c];
+    }
+    std::vector<float> planar(rgb.size());
+    for (int b = 0; b < n; ++b)
+        normalize_rgb(rgb.data() + b * pixels * 3, pixels, scale, bias, planar.data() + b * pixels * 3);
+    const ModelOutput a = model.run(planar.data(), n, h, w, 0);
+    const ModelOutput r = model.run_rgb(rgb.data(), n, h, w, 0);
+    BOOST_REQUIRE(a.shape == r.shape);
+    double worst = 0;
+    for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, double(std::abs(a.data[i] - r.data[i])));
+    BOOST_TEST(worst < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(host_buffers_come_from_a_pool) {
+    fit::TempDir dir;
+    Model model(config(demo(dir, "m.pt", DemoModel::pointwise_mean)), "cpu", 1, 1);
+    const float* first = nullptr;
+    {
+        std::shared_ptr<float> a = model.host_buffer(1 << 20);
+        first = a.get();
+        a.get()[(1 << 20) - 1] = 1.0f;
+    }
+    std::shared_ptr<float> b = model.host_buffer(1 << 20);  // the freed buffer comes back
+    BOOST_TEST(b.get() == first);
+    std::shared_ptr<float> c = model.host_buffer(1 << 20);  // a second one while b lives
+    BOOST_TEST(c.get() != b.get());
+    std::shared_ptr<std::uint8_t> bytes = model.host_bytes(100);
+    bytes.get()[99] = 7;
+    // Buffers may outlive their model.
+    std::shared_ptr<float> kept;
+    {
+        Model other(config(demo(dir, "m.pt", DemoModel::pointwise_mean)), "cpu", 1, 1);
+        kept = other.host_buffer(16);
+    }
+    kept.get()[15] = 2.0f;
+    BOOST_TEST(kept.get()[15] == 2.0f);
 }
 
 BOOST_AUTO_TEST_CASE(cuda_fp16_matches_fp32, *boost::unit_test::label("gpu")) {

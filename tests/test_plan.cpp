@@ -180,3 +180,30 @@ BOOST_AUTO_TEST_CASE(area_resize_matches_box_means) {
                 }
     }
 }
+
+BOOST_AUTO_TEST_CASE(topology_groups_reads_and_batches) {
+    Config cfg;
+    cfg.patch_size = 256;
+    cfg.overlap = 0;
+    ModelConfig a, b, gpu, small, other_norm;
+    a.name = "a";
+    b.name = "b";                    // same tiling, normalization, batch: shares a's batches
+    gpu.name = "gpu";                // on a GPU: RGB batches of its own, same read
+    gpu.device = "cuda:0";
+    small.name = "small";            // another patch size: its own read
+    small.patch_size = 128;
+    other_norm.name = "other_norm";  // another mean: same read, its own batches
+    other_norm.mean = {0, 0, 0};
+    cfg.models = {a, b, gpu, small, other_norm};
+    const Topology t = make_topology(cfg);
+    BOOST_REQUIRE_EQUAL(t.read_groups.size(), 2u);
+    BOOST_REQUIRE_EQUAL(t.batch_groups.size(), 4u);
+    BOOST_TEST(t.model_batch_group == (std::vector<int>{0, 0, 1, 2, 3}), boost::test_tools::per_element());
+    BOOST_TEST(t.batch_groups[0].models == (std::vector<int>{0, 1}), boost::test_tools::per_element());
+    BOOST_TEST(!t.batch_groups[0].rgb);
+    BOOST_TEST(t.batch_groups[1].rgb);
+    BOOST_TEST(t.batch_groups[1].read_group == 0);
+    BOOST_TEST(t.batch_groups[2].read_group == 1);
+    BOOST_TEST(t.batch_groups[3].read_group == 0);
+    BOOST_TEST(t.read_groups[1].tiling.patch_size == 128);
+}
