@@ -34,7 +34,7 @@ usage:
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
       --profile prints each stage's busy time and which stage was the bottleneck
-  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S]
+  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S] [--repeat N]
       Measures, on the first slide and model of CONFIG: the readers alone, the model alone,
       the sequential baseline and the pipeline; prints a table and writes
       <output.dir>/bench.json.
@@ -151,12 +151,14 @@ int cmd_bench(const std::vector<std::string>& a) {
         if (a[i] == "--set") overrides.push_back(need_value(a, i));
         else if (a[i] == "--patches") opt.ceiling_patches = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
         else if (a[i] == "--model-seconds") opt.min_model_seconds = parse_number(a[i], need_value(a, i));
+        else if (a[i] == "--repeat") opt.repeat = static_cast<int>(parse_number(a[i], need_value(a, i)));
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
         else throw Usage("bench takes one config file");
     }
     if (config.empty()) throw Usage("bench needs a config file");
     if (opt.ceiling_patches < 1) throw Usage("--patches must be at least 1");
+    if (opt.repeat < 1) throw Usage("--repeat must be at least 1");
     const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);
