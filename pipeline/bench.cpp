@@ -2,6 +2,7 @@
 #include <flowinfer/errors.hpp>
 
 #include "stages/context.hpp"
+#include "stages/json.hpp"
 #include "stages/layout.hpp"
 #include "stages/model.hpp"
 #include "stages/normalize.hpp"
@@ -223,19 +224,19 @@ std::string bench_json(const BenchResult& r) {
                               shapes.empty() ? "" : ", ", sh.calls, sh.torch_threads, num(sh.patches_per_s));
     std::string stages;
     for (const auto& [name, st] : r.pipeline.stages)
-        stages += fmt::format("{}\n    \"{}\": {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
+        stages += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
                               "\"utilization\": {}}}",
-                              stages.empty() ? "" : ",", name, num(st.busy_s), st.items, st.peak_concurrency,
+                              stages.empty() ? "" : ",", json_string(name), num(st.busy_s), st.items, st.peak_concurrency,
                               num(r.pipeline.wall_s > 0 ? st.busy_s / r.pipeline.wall_s : 0.0));
     return fmt::format(
-        "{{\n  \"slide\": \"{}\",\n  \"model\": \"{}\",\n  \"device\": \"{}\",\n  \"precision\": \"{}\",\n"
+        "{{\n  \"slide\": {},\n  \"model\": {},\n  \"device\": {},\n  \"precision\": {},\n"
         "  \"patch_size\": {},\n  \"batch_size\": {},\n  \"readers\": {},\n  \"threads\": {},\n"
         "  \"torch_threads\": {},\n  \"model_concurrency\": {},\n  \"model_torch_threads\": {},\n"
         "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
         "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
         "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
         "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"stages\": {{{}\n  }}\n}}\n",
-        r.slide, r.model, r.device, r.precision, r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
+        json_string(r.slide), json_string(r.model), json_string(r.device), json_string(r.precision), r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
         r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
         num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
         num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,

@@ -1,5 +1,7 @@
 #include <flowinfer/pipeline.hpp>
 
+#include "stages/json.hpp"
+
 #include <fmt/format.h>
 
 #include <cmath>
@@ -8,22 +10,7 @@ namespace flowinfer {
 
 namespace {
 
-std::string quote(const std::string& s) {
-    std::string out = "\"";
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-                else out += static_cast<char>(c);
-        }
-    }
-    return out + "\"";
-}
+std::string quote(const std::string& s) { return json_string(s); }
 
 std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
 

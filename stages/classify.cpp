@@ -28,10 +28,7 @@ std::string class_name(const std::vector<ClassSpec>& classes, int i) {
 void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
     ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const fs::path dir = fs::path(cfg_->output_dir) / fs::path(ctx.job.path).stem();
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw OutputError(dir.string(), "cannot create directory: " + ec.message());
+    const fs::path dir = slide_output_dir(*cfg_, ctx);
 
     auto st = std::make_unique<ClassifyState>();
     st->heat.assign(plan.grid_count(), 0);
@@ -108,50 +105,38 @@ void Classify::heatmap_tiles(const ClassifyState& st, const SlidePlan& plan,
 }
 
 SinkOut Classify::operator()(const InferResult& r) const {
-    Batch& batch = *r.batch;
-    SlideContext& ctx = *batch.ctx;
-    const int n = batch.target.load(std::memory_order_acquire);
-    BusyScope busy(*counter_, n);
-    SinkOut out;
-    ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const SlidePlan& plan = ctx.plans[batch.keys[0].group];
-    if (!ctx.failed()) {
-        try {
-            if (!ms.classify) start_slide(ctx, plan);
-            if (r.out.n == n) {
-                if (r.out.c != channels_)
-                    throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
-                                     fmt::format("output has {} classes; it had {} at start-up", r.out.c, channels_));
-                WriteMsg rows;
-                rows.kind = WriteMsg::objects;
-                const double ds = plan.downsample(), side = plan.patch_size * ds;
-                for (int i = 0; i < n; ++i) {
-                    const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
-                    const float* p = r.out.data.data() + static_cast<std::size_t>(i) * channels_;
-                    const std::size_t col = std::lower_bound(plan.xs.begin(), plan.xs.end(), k.x) - plan.xs.begin();
-                    const std::size_t row = std::lower_bound(plan.ys.begin(), plan.ys.end(), k.y) - plan.ys.begin();
-                    const int acc = channels_ > 2 ? channels_ : 1;
-                    ms.classify->heat[row * plan.xs.size() + col] = map_value(channels_ == 2 ? p + 1 : p, acc, 1);
-                    ObjectRow o;
-                    o.x1 = k.x * ds;
-                    o.y1 = k.y * ds;
-                    o.x2 = o.x1 + side;
-                    o.y2 = o.y1 + side;
-                    o.cls = static_cast<int>(std::max_element(p, p + channels_) - p);
-                    o.measurements.assign(p, p + channels_);
-                    o.csv = {o.x1, o.y1, side, side};
-                    o.csv.insert(o.csv.end(), p, p + channels_);
-                    rows.rows.push_back(std::move(o));
-                }
-                out.messages.push_back(std::move(rows));
+    return run_sink(r, *counter_, [&](SlideContext& ctx, ModelSlide& ms, const SlidePlan& plan, int n, SinkOut& out) {
+        const Batch& batch = *r.batch;
+        if (!ms.classify) start_slide(ctx, plan);
+        if (r.out.n == n) {
+            if (r.out.c != channels_)
+                throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
+                                 fmt::format("output has {} classes; it had {} at start-up", r.out.c, channels_));
+            WriteMsg rows;
+            rows.kind = WriteMsg::objects;
+            const double ds = plan.downsample(), side = plan.patch_size * ds;
+            for (int i = 0; i < n; ++i) {
+                const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
+                const float* p = r.out.data.data() + static_cast<std::size_t>(i) * channels_;
+                const std::size_t col = std::lower_bound(plan.xs.begin(), plan.xs.end(), k.x) - plan.xs.begin();
+                const std::size_t row = std::lower_bound(plan.ys.begin(), plan.ys.end(), k.y) - plan.ys.begin();
+                const int acc = channels_ > 2 ? channels_ : 1;
+                ms.classify->heat[row * plan.xs.size() + col] = map_value(channels_ == 2 ? p + 1 : p, acc, 1);
+                ObjectRow o;
+                o.x1 = k.x * ds;
+                o.y1 = k.y * ds;
+                o.x2 = o.x1 + side;
+                o.y2 = o.y1 + side;
+                o.cls = static_cast<int>(std::max_element(p, p + channels_) - p);
+                o.measurements.assign(p, p + channels_);
+                o.csv = {o.x1, o.y1, side, side};
+                o.csv.insert(o.csv.end(), p, p + channels_);
+                rows.rows.push_back(std::move(o));
             }
-            if (ms.consumed + static_cast<std::uint64_t>(n) == plan.count()) heatmap_tiles(*ms.classify, plan, out.messages);
-        } catch (const OutputError& e) {
-            ctx.fail(e.what());
+            out.messages.push_back(std::move(rows));
         }
-    }
-    release_batch(r, out);
-    return out;
+        if (ms.consumed + static_cast<std::uint64_t>(n) == plan.count()) heatmap_tiles(*ms.classify, plan, out.messages);
+    });
 }
 
 }  // namespace flowinfer

@@ -25,10 +25,7 @@ Detect::Detect(const Config& cfg, int model, StageCounter& counter)
 void Detect::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
     ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const fs::path dir = fs::path(cfg_->output_dir) / fs::path(ctx.job.path).stem();
-    std::error_code ec;
-    fs::create_directories(dir, ec);
-    if (ec) throw OutputError(dir.string(), "cannot create directory: " + ec.message());
+    const fs::path dir = slide_output_dir(*cfg_, ctx);
 
     std::vector<ClassInfo> classes;
     const auto palette = label_palette(model.classes);
@@ -69,45 +66,33 @@ void Detect::add_rows(const std::vector<SlideObject>& objects, std::vector<Write
 }
 
 SinkOut Detect::operator()(const InferResult& r) const {
-    Batch& batch = *r.batch;
-    SlideContext& ctx = *batch.ctx;
-    const int n = batch.target.load(std::memory_order_acquire);
-    BusyScope busy(*counter_, n);
-    SinkOut out;
-    ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const SlidePlan& plan = ctx.plans[batch.keys[0].group];
-    if (!ctx.failed()) {
-        try {
-            if (!ms.detect) start_slide(ctx, plan);
-            DetectState& st = *ms.detect;
-            const std::string& name = cfg_->models[static_cast<std::size_t>(model_)].name;
-            const double ds = plan.downsample();
-            for (int i = 0; i < n; ++i) {
-                const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
-                st.seen[k.seq] = true;
-                if (r.out.n != n) continue;  // a placeholder: nothing ran
-                const std::int64_t d1 = r.out.shape.at(1), d2 = r.out.shape.at(2);
-                PatchPlacement place;
-                place.ox = k.x * ds;
-                place.oy = k.y * ds;
-                place.scale = ds;
-                place.width = place.height = plan.patch_size;
-                place.edge_left = k.x == 0;
-                place.edge_top = k.y == 0;
-                place.edge_right = k.x + plan.patch_size >= plan.grid_width;
-                place.edge_bottom = k.y + plan.patch_size >= plan.grid_height;
-                st.merger.add_patch(place, decode_patch(name, r.out.data.data() + static_cast<std::size_t>(i) * d1 * d2,
-                                                        d1, d2, params_));
-            }
-            while (st.watermark < st.seen.size() && st.seen[st.watermark]) ++st.watermark;
-            if (st.watermark == st.seen.size()) add_rows(st.merger.finish(), out.messages);
-            else add_rows(st.merger.flush_above(plan.section_top(st.watermark)), out.messages);
-        } catch (const OutputError& e) {
-            ctx.fail(e.what());
+    return run_sink(r, *counter_, [&](SlideContext& ctx, ModelSlide& ms, const SlidePlan& plan, int n, SinkOut& out) {
+        const Batch& batch = *r.batch;
+        if (!ms.detect) start_slide(ctx, plan);
+        DetectState& st = *ms.detect;
+        const std::string& name = cfg_->models[static_cast<std::size_t>(model_)].name;
+        const double ds = plan.downsample();
+        for (int i = 0; i < n; ++i) {
+            const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
+            st.seen[k.seq] = true;
+            if (r.out.n != n) continue;  // a placeholder: nothing ran
+            const std::int64_t d1 = r.out.shape.at(1), d2 = r.out.shape.at(2);
+            PatchPlacement place;
+            place.ox = k.x * ds;
+            place.oy = k.y * ds;
+            place.scale = ds;
+            place.width = place.height = plan.patch_size;
+            place.edge_left = k.x == 0;
+            place.edge_top = k.y == 0;
+            place.edge_right = k.x + plan.patch_size >= plan.grid_width;
+            place.edge_bottom = k.y + plan.patch_size >= plan.grid_height;
+            st.merger.add_patch(place, decode_patch(name, r.out.data.data() + static_cast<std::size_t>(i) * d1 * d2,
+                                                    d1, d2, params_));
         }
-    }
-    release_batch(r, out);
-    return out;
+        while (st.watermark < st.seen.size() && st.seen[st.watermark]) ++st.watermark;
+        if (st.watermark == st.seen.size()) add_rows(st.merger.finish(), out.messages);
+        else add_rows(st.merger.flush_above(plan.section_top(st.watermark)), out.messages);
+    });
 }
 
 }  // namespace flowinfer

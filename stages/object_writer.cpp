@@ -1,5 +1,7 @@
 #include "stages/object_writer.hpp"
 
+#include "stages/json.hpp"
+
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
@@ -24,25 +26,6 @@ std::uint64_t mix(std::uint64_t z) {
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
-}
-
-void append_json_string(std::string& out, const std::string& s) {
-    out += '"';
-    for (unsigned char c : s) {
-        switch (c) {
-            case '"': out += "\\\""; break;
-            case '\\': out += "\\\\"; break;
-            case '\n': out += "\\n"; break;
-            case '\r': out += "\\r"; break;
-            case '\t': out += "\\t"; break;
-            default:
-                if (c < 0x20)
-                    out += fmt::format("\\u{:04x}", c);
-                else
-                    out += static_cast<char>(c);  // UTF-8 passes through unchanged
-        }
-    }
-    out += '"';
 }
 
 // Shortest text that reads back as the same double; JSON has no NaN or infinity.

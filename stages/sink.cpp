@@ -2,6 +2,15 @@
 
 namespace flowinfer {
 
+std::filesystem::path slide_output_dir(const Config& cfg, const SlideContext& ctx) {
+    namespace fs = std::filesystem;
+    const fs::path dir = fs::path(cfg.output_dir) / fs::path(ctx.job.path).stem();
+    std::error_code ec;
+    fs::create_directories(dir, ec);
+    if (ec) throw OutputError(dir.string(), "cannot create directory: " + ec.message());
+    return dir;
+}
+
 void release_batch(const InferResult& r, SinkOut& out) {
     Batch& batch = *r.batch;
     SlideContext& ctx = *batch.ctx;

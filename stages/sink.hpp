@@ -6,7 +6,12 @@
 #pragma once
 
 #include "stages/messages.hpp"
+#include "stages/stage_stats.hpp"
 
+#include <flowinfer/config.hpp>
+#include <flowinfer/errors.hpp>
+
+#include <filesystem>
 #include <vector>
 
 namespace flowinfer {
@@ -20,5 +25,29 @@ struct SinkOut {
 // (tokens for those no other batch group still holds) and appends the model's end marker
 // for the slide when this was its last batch.
 void release_batch(const InferResult& r, SinkOut& out);
+
+// What every sink's node body does around its own work: time it, skip it for a failed slide,
+// turn an OutputError into a failed slide, and release the batch.
+// body(SlideContext&, ModelSlide&, const SlidePlan&, int n, SinkOut&).
+template <class Body>
+SinkOut run_sink(const InferResult& r, StageCounter& counter, Body&& body) {
+    Batch& batch = *r.batch;
+    SlideContext& ctx = *batch.ctx;
+    const int n = batch.target.load(std::memory_order_acquire);
+    BusyScope busy(counter, n);
+    SinkOut out;
+    if (!ctx.failed()) {
+        try {
+            body(ctx, ctx.models[static_cast<std::size_t>(r.model)], ctx.plans[batch.keys[0].group], n, out);
+        } catch (const OutputError& e) {
+            ctx.fail(e.what());
+        }
+    }
+    release_batch(r, out);
+    return out;
+}
+
+// <output_dir>/<slide stem>/, created. Throws OutputError.
+std::filesystem::path slide_output_dir(const Config& cfg, const SlideContext& ctx);
 
 }  // namespace flowinfer

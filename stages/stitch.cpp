@@ -98,7 +98,7 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
     info.width = st->width;
     info.height = st->height;
     info.downsample = plan.downsample() * st->scale;
-    info.path = (fs::path(cfg_->output_dir) / fs::path(ctx.job.path).stem() / (model.name + ".tif")).string();
+    info.path = (slide_output_dir(*cfg_, ctx) / (model.name + ".tif")).string();
 
     TiffLayout layout;
     layout.width = st->width;
@@ -114,9 +114,6 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
         "flowinfer {} model={} classes={} activation={} value={} downsample={}", FLOWINFER_VERSION,
         model.name, channels_, to_string(model.activation),
         channels_ > 2 ? "argmax" : (channels_ == 2 ? "round(255*p1)" : "round(255*p0)"), info.downsample);
-    std::error_code ec;
-    fs::create_directories(fs::path(info.path).parent_path(), ec);
-    if (ec) throw OutputError(info.path, "cannot create directory: " + ec.message());
     ms.tiff = std::make_unique<PyramidTiffWriter>(info.path, std::move(layout));
     ms.outputs.push_back(info);
     StitchState& s = *st;
@@ -206,33 +203,19 @@ void Stitch::add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& k
 }
 
 SinkOut Stitch::operator()(const InferResult& r) const {
-    Batch& batch = *r.batch;
-    SlideContext& ctx = *batch.ctx;
-    const int n = batch.target.load(std::memory_order_acquire);
-    BusyScope busy(*counter_, n);
-    SinkOut out;
-    ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const SlidePlan& plan = ctx.plans[batch.keys[0].group];
-    if (!ctx.failed()) {
-        try {
-            if (!ms.stitch) start_slide(ctx, plan, out.messages);
-            if (r.out.n == n) {
-                const std::size_t per = static_cast<std::size_t>(channels_) * out_patch_ * out_patch_;
-                if (r.out.c != channels_ || r.out.h != out_patch_ || r.out.w != out_patch_)
-                    throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
-                                     fmt::format("output shape changed: [{}, {}, {}, {}] after [1, {}, {}, {}] "
-                                                 "at start-up", r.out.n, r.out.c, r.out.h, r.out.w,
-                                                 channels_, out_patch_, out_patch_));
-                for (int i = 0; i < n; ++i)
-                    add_patch(*ms.stitch, plan, batch.keys[static_cast<std::size_t>(i)], r.out.data.data() + i * per,
-                              out.messages);
-            }
-        } catch (const OutputError& e) {
-            ctx.fail(e.what());
-        }
-    }
-    release_batch(r, out);
-    return out;
+    return run_sink(r, *counter_, [&](SlideContext& ctx, ModelSlide& ms, const SlidePlan& plan, int n, SinkOut& out) {
+        const Batch& batch = *r.batch;
+        if (!ms.stitch) start_slide(ctx, plan, out.messages);
+        if (r.out.n != n) return;  // a placeholder: nothing ran
+        if (r.out.c != channels_ || r.out.h != out_patch_ || r.out.w != out_patch_)
+            throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
+                             fmt::format("output shape changed: [{}, {}, {}, {}] after [1, {}, {}, {}] at start-up",
+                                         r.out.n, r.out.c, r.out.h, r.out.w, channels_, out_patch_, out_patch_));
+        const std::size_t per = static_cast<std::size_t>(channels_) * out_patch_ * out_patch_;
+        for (int i = 0; i < n; ++i)
+            add_patch(*ms.stitch, plan, batch.keys[static_cast<std::size_t>(i)], r.out.data.data() + i * per,
+                      out.messages);
+    });
 }
 
 }  // namespace flowinfer
