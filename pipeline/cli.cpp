@@ -302,8 +302,10 @@ int cmd_make_model(const std::vector<std::string>& a) {
 // Batches, model activations and outputs are megabytes each and die within milliseconds.
 // glibc serves such blocks with mmap and returns them with munmap, so every batch paid for
 // fresh zeroed pages (page faults); measured on the light benchmark model, inference ran 2.6x
-// slower. Keep them in the heap instead, and keep a freed heap top for reuse.
+// slower. Keep them in the heap instead (no mmap at all: a U-Net's 33 MB activations exceed
+// the largest mmap threshold glibc allows), and keep a freed heap top for reuse.
 void tune_malloc() {
+    mallopt(M_MMAP_MAX, 0);
     mallopt(M_MMAP_THRESHOLD, 32 << 20);
     mallopt(M_TRIM_THRESHOLD, 256 << 20);
     mallopt(M_TOP_PAD, 64 << 20);
