@@ -231,8 +231,16 @@ TissueMask compute_tissue_mask(const Slide& slide, double saturation_threshold,
         m.threshold = saturation_threshold;
     } else {
         // A blank slide has a degenerate or pure-noise histogram whose Otsu split lies inside
-        // the background's noise: the floor keeps such a slide empty.
-        m.threshold = std::max(otsu_threshold(hist), kTissueMinOtsuSaturation);
+        // the background's noise: the floor keeps such a slide empty. A slide that is all tissue
+        // has no background mode, and Otsu then splits the tissue itself (pale stroma vs
+        // nuclei): when the lower class does not look like background, use the floor instead.
+        const double otsu = otsu_threshold(hist);
+        double below = 0, n_below = 0;
+        for (float s : sat)
+            if (static_cast<double>(s) <= otsu) below += s, n_below += 1;
+        const bool background_mode = n_below > 0 && below / n_below <= kTissueMaxBackgroundSaturation;
+        m.threshold = background_mode ? std::max(otsu, kTissueMinOtsuSaturation)
+                                      : kTissueMinOtsuSaturation;
     }
     m.mask.resize(sat.size());
     for (std::size_t i = 0; i < sat.size(); ++i)
@@ -243,7 +251,9 @@ TissueMask compute_tissue_mask(const Slide& slide, double saturation_threshold,
         const double mpp = slide.mpp();
         if (mpp > 0) {
             const double px_um = mpp * m.downsample;
-            min_pixels = min_object_um2 / (px_um * px_um);
+            // Capped for tiny slides, which would otherwise lose everything.
+            min_pixels = std::min(min_object_um2 / (px_um * px_um),
+                                  kTissueMaxObjectFraction * static_cast<double>(W * H));
         } else {
             min_pixels = kTissueNoMppMinFraction * static_cast<double>(W * H);
         }

@@ -36,7 +36,9 @@ struct TissueMask {
 
 // Defaults, documented here so callers and tests can refer to them.
 inline constexpr double kTissueMinOtsuSaturation = 0.05;  // Otsu's threshold is raised to this
+inline constexpr double kTissueMaxBackgroundSaturation = 0.10; // see compute_tissue_mask()
 inline constexpr double kTissueNoMppMinFraction = 0.0005; // "small" without MPP: share of mask
+inline constexpr double kTissueMaxObjectFraction = 0.01;  // cap on the MPP-based limit
 inline constexpr std::int64_t kTissueTargetLongSide = 1024; // preferred level: long side >= this
 inline constexpr std::int64_t kTissueMaxLongSide = 2048;    // mask long side is at most this
 
@@ -74,11 +76,15 @@ std::vector<std::uint8_t> remove_small_components(const std::vector<std::uint8_t
 // threshold is `saturation_threshold` when it is >= 0, else Otsu's threshold of a 256-bin
 // histogram of S raised to at least kTissueMinOtsuSaturation (a blank slide, whose histogram is
 // flat, degenerate or pure noise, then gives an empty mask; a uniformly stained one gives a
-// full mask).
+// full mask). Otsu assumes a background mode: when the pixels at or below Otsu's threshold have
+// a mean S above kTissueMaxBackgroundSaturation, the slide has no background to speak of (a crop
+// that is all tissue, where Otsu would split pale stroma from nuclei) and the threshold is
+// kTissueMinOtsuSaturation instead. `threshold` records the value used.
 //
 // Clean-up: remove_small_components() with the same limit for objects and holes:
 // min_object_um2 / (mpp * downsample)^2 mask pixels when the slide has an MPP (Slide::mpp() > 0),
-// else kTissueNoMppMinFraction of the mask area. min_object_um2 <= 0 turns the clean-up off.
+// capped at kTissueMaxObjectFraction of the mask area (so a slide smaller than the limit, such
+// as a 16x16 cut, keeps its tissue), else kTissueNoMppMinFraction of the mask area. min_object_um2 <= 0 turns the clean-up off.
 // The default 5000 µm² is a square of about 70 µm side (a few dozen cells).
 //
 // Throws SlideError when a read fails (from Slide::read_rgb).
