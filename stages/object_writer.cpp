@@ -108,8 +108,7 @@ ObjectWriter::ObjectWriter(std::string geojson_path, std::string csv_path, std::
 
     if (geojson_) {
         buf_ = "{\"type\":\"FeatureCollection\",\"features\":[";
-        if (std::fwrite(buf_.data(), 1, buf_.size(), geojson_) != buf_.size())
-            fail(geojson_path_, "write failed");
+        write_buf(geojson_, geojson_path_);
     }
     if (csv_) {
         buf_.clear();
@@ -118,7 +117,7 @@ ObjectWriter::ObjectWriter(std::string geojson_path, std::string csv_path, std::
             append_csv_field(buf_, csv_header[i]);
         }
         buf_ += '\n';
-        if (std::fwrite(buf_.data(), 1, buf_.size(), csv_) != buf_.size()) fail(csv_path_, "write failed");
+        write_buf(csv_, csv_path_);
     }
 }
 
@@ -132,6 +131,10 @@ void ObjectWriter::discard() noexcept {
     geojson_ = csv_ = nullptr;
     if (!geojson_partial_.empty()) std::remove(geojson_partial_.c_str());
     if (!csv_partial_.empty()) std::remove(csv_partial_.c_str());
+}
+
+void ObjectWriter::write_buf(std::FILE* f, const std::string& path) {
+    if (std::fwrite(buf_.data(), 1, buf_.size(), f) != buf_.size()) fail(path, "write failed");
 }
 
 void ObjectWriter::fail(const std::string& path, const std::string& problem) {
@@ -198,8 +201,7 @@ void ObjectWriter::write(double x1, double y1, double x2, double y2, int cls,
             append_json_number(buf_, measurements[i].second);
         }
         buf_ += "}}}";
-        if (std::fwrite(buf_.data(), 1, buf_.size(), geojson_) != buf_.size())
-            fail(geojson_path_, "write failed");
+        write_buf(geojson_, geojson_path_);
     }
     if (csv_) {
         buf_.clear();
@@ -208,7 +210,7 @@ void ObjectWriter::write(double x1, double y1, double x2, double y2, int cls,
             append_csv_number(buf_, csv_values[i]);
         }
         buf_ += '\n';
-        if (std::fwrite(buf_.data(), 1, buf_.size(), csv_) != buf_.size()) fail(csv_path_, "write failed");
+        write_buf(csv_, csv_path_);
     }
     ++count_;
 }

@@ -51,6 +51,7 @@ public:
 
 private:
     void fail(const std::string& path, const std::string& problem);
+    void write_buf(std::FILE* f, const std::string& path);  // buf_ to f, or fail(path)
     void discard() noexcept;
 
     std::string geojson_path_, csv_path_;
