@@ -38,8 +38,8 @@ std::string summary_json(const RunSummary& s) {
         j += "]}";
     }
     j += s.slides.empty() ? "],\n" : "\n  ],\n";
-    j += fmt::format("  \"patches\": {},\n  \"wall_s\": {},\n  \"patches_per_s\": {},\n", s.patches,
-                     number(s.wall_s), number(s.patches_per_s));
+    j += fmt::format("  \"patches\": {},\n  \"wall_s\": {},\n  \"setup_s\": {},\n  \"patches_per_s\": {},\n",
+                     s.patches, number(s.wall_s), number(s.setup_s), number(s.patches_per_s));
     const RuntimeInfo& rt = s.runtime;
     j += fmt::format("  \"peak_in_flight\": {},\n  \"peak_rss_mb\": {},\n", s.peak_in_flight,
                      number(s.peak_rss_mb));

@@ -85,7 +85,10 @@ struct RunSummary {
     std::vector<SlideResult> slides;
     std::int64_t patches = 0;
     double wall_s = 0.0;
-    double patches_per_s = 0.0;
+    // Of wall_s, the time spent loading and warming up the models before the first slide;
+    // paid once per run, whatever the number of slides.
+    double setup_s = 0.0;
+    double patches_per_s = 0.0;  // patches / (wall_s - setup_s)
     std::map<std::string, StageStats> stages;  // plan, read_region, normalize, ...
     std::int64_t peak_in_flight = 0;
     double peak_rss_mb = 0.0;  // of the whole process, at the end of the run
