@@ -37,6 +37,17 @@ std::pair<std::size_t, std::size_t> covering(const std::vector<std::int64_t>& po
     return {static_cast<std::size_t>(first), static_cast<std::size_t>(last)};
 }
 
+// 1 / (sum over patch positions `pos` of the window), per pixel of an axis `len` long.
+std::vector<float> inverse_coverage(const std::vector<std::int64_t>& pos, const std::vector<float>& window,
+                                    std::int64_t len) {
+    std::vector<float> sum(static_cast<std::size_t>(len), 0.0f);
+    for (std::int64_t p : pos)
+        for (std::size_t k = 0; k < window.size() && p + static_cast<std::int64_t>(k) < len; ++k)
+            sum[static_cast<std::size_t>(p) + k] += window[k];
+    for (float& w : sum) w = w > 0.0f ? 1.0f / w : 0.0f;
+    return sum;
+}
+
 }  // namespace
 
 std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes) {
@@ -56,8 +67,7 @@ std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes) {
 }
 
 std::uint8_t map_value(const float* v, int acc_channels, std::size_t stride) {
-    if (acc_channels == 1)
-        return static_cast<std::uint8_t>(std::lround(std::clamp(v[0], 0.0f, 1.0f) * 255.0f));
+    if (acc_channels == 1) return probability_byte(v[0]);
     int best = 0;
     for (int a = 1; a < acc_channels; ++a)
         if (v[a * stride] > v[best * stride]) best = a;
@@ -79,6 +89,8 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
     for (std::int64_t x : plan.xs) st->out_x.push_back(x / st->scale);
     for (std::int64_t y : plan.ys) st->out_y.push_back(y / st->scale);
     st->window = blend_window(model.blend, st->out_patch, plan.overlap / st->scale);
+    st->inv_wx = inverse_coverage(st->out_x, st->window, st->width);
+    st->inv_wy = inverse_coverage(st->out_y, st->window, st->height);
     st->expected.assign(static_cast<std::size_t>(st->tiles_x * st->tiles_y), 0);
     for (std::size_t i = 0; i < st->out_y.size(); ++i) {
         for (std::size_t j = 0; j < st->out_x.size(); ++j) {
@@ -133,34 +145,51 @@ void Stitch::finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx
     msg.ty = ty;
     msg.pixels.assign(static_cast<std::size_t>(T) * T, 0);
     if (acc) {
-        // The blend weight of each pixel: the windows of the running patches covering it.
-        thread_local std::vector<float> weight;
-        weight.assign(static_cast<std::size_t>(T) * T, 0.0f);
         const std::int64_t x0 = tx * T, x1 = std::min(st.width, x0 + T);
         const std::int64_t y0 = ty * T, y1 = std::min(st.height, y0 + T);
+        const int w = static_cast<int>(x1 - x0);
         const auto [c0, c1] = covering(st.out_x, st.out_patch, x0, x1);
         const auto [r0, r1] = covering(st.out_y, st.out_patch, y0, y1);
-        for (std::size_t i = r0; i < r1; ++i) {
-            for (std::size_t j = c0; j < c1; ++j) {
-                if (!plan.runs(j, i)) continue;
-                const std::int64_t ya = std::max(y0, st.out_y[i]), yb = std::min(y1, st.out_y[i] + st.out_patch);
-                const std::int64_t xa = std::max(x0, st.out_x[j]), xb = std::min(x1, st.out_x[j] + st.out_patch);
-                for (std::int64_t y = ya; y < yb; ++y) {
-                    const float wy = st.window[static_cast<std::size_t>(y - st.out_y[i])];
-                    float* row = &weight[static_cast<std::size_t>(y - y0) * T];
-                    for (std::int64_t x = xa; x < xb; ++x)
-                        row[x - x0] += wy * st.window[static_cast<std::size_t>(x - st.out_x[j])];
+        bool all_run = true;
+        for (std::size_t i = r0; i < r1 && all_run; ++i)
+            for (std::size_t j = c0; j < c1 && all_run; ++j) all_run = plan.runs(j, i);
+        // The blend weight of each pixel: the windows of the running patches covering it,
+        // summed. Where they all run it is the separable product; otherwise add them up.
+        thread_local std::vector<float> weight;
+        if (!all_run) {
+            weight.assign(static_cast<std::size_t>(T) * T, 0.0f);
+            for (std::size_t i = r0; i < r1; ++i) {
+                for (std::size_t j = c0; j < c1; ++j) {
+                    if (!plan.runs(j, i)) continue;
+                    const std::int64_t ya = std::max(y0, st.out_y[i]), yb = std::min(y1, st.out_y[i] + st.out_patch);
+                    const std::int64_t xa = std::max(x0, st.out_x[j]), xb = std::min(x1, st.out_x[j] + st.out_patch);
+                    const float* win = &st.window[static_cast<std::size_t>(xa - st.out_x[j])];
+                    for (std::int64_t y = ya; y < yb; ++y) {
+                        const float wy = st.window[static_cast<std::size_t>(y - st.out_y[i])];
+                        float* row = &weight[static_cast<std::size_t>(y - y0) * T + static_cast<std::size_t>(xa - x0)];
+                        for (std::int64_t k = 0; k < xb - xa; ++k) row[k] += wy * win[k];
+                    }
                 }
             }
         }
         const std::size_t plane = static_cast<std::size_t>(T) * T;
-        for (std::size_t i = 0; i < plane; ++i) {
-            if (weight[i] <= 0.0f) continue;  // outside the image, or skipped by tissue detection
-            if (st.acc_channels == 1) {
-                const float v = acc->sum[i] / weight[i];
-                msg.pixels[i] = map_value(&v, 1, plane);
-            } else {
-                msg.pixels[i] = map_value(&acc->sum[i], st.acc_channels, plane);
+        const float* inv_wx = &st.inv_wx[static_cast<std::size_t>(x0)];
+        for (std::int64_t y = y0; y < y1; ++y) {
+            const std::size_t row = static_cast<std::size_t>(y - y0) * T;
+            std::uint8_t* out = &msg.pixels[row];
+            const float* sum = &acc->sum[row];
+            if (all_run && st.acc_channels == 1) {
+                const float inv_wy = st.inv_wy[static_cast<std::size_t>(y)];
+                for (int k = 0; k < w; ++k) out[k] = probability_byte(sum[k] * inv_wy * inv_wx[k]);
+                continue;
+            }
+            for (int k = 0; k < w; ++k) {
+                // Zero weight: outside every patch, or skipped by tissue detection.
+                const bool covered = all_run ? st.inv_wy[static_cast<std::size_t>(y)] > 0.0f && inv_wx[k] > 0.0f
+                                             : weight[row + k] > 0.0f;
+                if (!covered) continue;
+                if (st.acc_channels == 1) out[k] = probability_byte(sum[k] / weight[row + k]);
+                else out[k] = map_value(sum + k, st.acc_channels, plane);
             }
         }
     }
@@ -181,18 +210,17 @@ void Stitch::add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& k
             if (acc.sum.empty()) acc.sum.assign(static_cast<std::size_t>(st.acc_channels) * T * T, 0.0f);
             const std::int64_t y0 = std::max(oy, ty * T), y1 = std::min(y_end, (ty + 1) * T);
             const std::int64_t x0 = std::max(ox, tx * T), x1 = std::min(x_end, (tx + 1) * T);
-            for (std::int64_t y = y0; y < y1; ++y) {
-                const int py = static_cast<int>(y - oy);
-                const float wy = st.window[static_cast<std::size_t>(py)];
-                const std::size_t row = static_cast<std::size_t>(y - ty * T) * T;
-                for (std::int64_t x = x0; x < x1; ++x) {
-                    const int px = static_cast<int>(x - ox);
-                    const float wgt = wy * st.window[static_cast<std::size_t>(px)];
-                    const std::size_t at = row + static_cast<std::size_t>(x - tx * T);
-                    const std::size_t src = static_cast<std::size_t>(py) * w + px;
-                    for (int a = 0; a < st.acc_channels; ++a)
-                        acc.sum[a * static_cast<std::size_t>(T) * T + at] +=
-                            wgt * data[(first_ch + a) * plane + src];
+            const float* win = &st.window[static_cast<std::size_t>(x0 - ox)];
+            const int n = static_cast<int>(x1 - x0);
+            for (int a = 0; a < st.acc_channels; ++a) {
+                const float* src_plane = data + static_cast<std::size_t>(first_ch + a) * plane;
+                float* dst_plane = acc.sum.data() + static_cast<std::size_t>(a) * T * T;
+                for (std::int64_t y = y0; y < y1; ++y) {
+                    const int py = static_cast<int>(y - oy);
+                    const float wy = st.window[static_cast<std::size_t>(py)];
+                    const float* src = src_plane + static_cast<std::size_t>(py) * w + static_cast<std::size_t>(x0 - ox);
+                    float* dst = dst_plane + static_cast<std::size_t>(y - ty * T) * T + static_cast<std::size_t>(x0 - tx * T);
+                    for (int k = 0; k < n; ++k) dst[k] += wy * win[k] * src[k];
                 }
             }
             if (++acc.received < st.expected[static_cast<std::size_t>(id)]) continue;

@@ -44,6 +44,10 @@ struct StitchState {
     std::vector<std::int64_t> out_x, out_y;  // patch positions on the output grid
     std::vector<int> expected;               // per tile: running patches that cover it
     std::vector<float> window;               // per output-patch pixel, along one axis
+    // 1 / (sum of the windows of every patch position) along x and y (0 where none reaches).
+    // The blend weight is separable, so where every patch covering a tile runs, a pixel's
+    // total weight is wx * wy: no per-tile pass over the covering patches.
+    std::vector<float> inv_wx, inv_wy;
 
     struct Acc {
         std::vector<float> sum;  // acc_channels * T * T, weighted
@@ -76,6 +80,11 @@ private:
 
 // 256-entry RGB palette for label maps (class i -> colour i; `classes` colours first).
 std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes = {});
+
+// round(255 * p) for p clamped to [0, 1]; NaN gives 0. (Not lround: a libm call per pixel.)
+inline std::uint8_t probability_byte(float p) {
+    return static_cast<std::uint8_t>(p > 0.0f ? (p < 1.0f ? p * 255.0f + 0.5f : 255.0f) : 0.0f);
+}
 
 // 8-bit map value of one output pixel: see the header comment.
 std::uint8_t map_value(const float* values, int acc_channels, std::size_t stride);

@@ -116,6 +116,41 @@ BOOST_AUTO_TEST_CASE(light_model_runs) {
     check_logits(run_model(path, 2, 256), 2, 256);
 }
 
+// The light model's map is a tissue mask: logit(tissue) - logit(background) = 40 (score - 0.2)
+// with score = r/6 - 4g/3 + b/6 + 1 on colours in [0, 1], computed here from the colour alone.
+BOOST_AUTO_TEST_CASE(light_model_maps_tissue) {
+    fit::TempDir dir;
+    const std::string path = dir / "light.pt";
+    write_demo_model(path, DemoModel::light);
+    Model m(config(path, 1), "cpu", 1, 1);
+    const float mean[3] = {0.485f, 0.456f, 0.406f}, sd[3] = {0.229f, 0.224f, 0.225f};
+    struct Colour {
+        const char* name;
+        float rgb[3];
+        bool tissue;
+    };
+    const Colour colours[] = {{"background", {245, 245, 245}, false},
+                              {"eosin", {230, 150, 200}, true},
+                              {"haematoxylin", {115, 75, 155}, true},
+                              {"grey 215", {215, 215, 215}, false}};
+    const int size = 32;
+    const std::size_t plane = static_cast<std::size_t>(size) * size;
+    for (const Colour& c : colours) {
+        std::vector<float> in(3 * plane);
+        for (int ch = 0; ch < 3; ++ch)
+            std::fill_n(in.begin() + ch * plane, plane, (c.rgb[ch] / 255.0f - mean[ch]) / sd[ch]);
+        const ModelOutput o = m.run(in.data(), 1, size, size, 0);
+        BOOST_TEST_REQUIRE(o.data.size() == 2 * plane);
+        const double score = c.rgb[0] / 255.0 / 6 - 4 * c.rgb[1] / 255.0 / 3 + c.rgb[2] / 255.0 / 6 + 1;
+        double worst = 0;
+        for (std::size_t i = 0; i < plane; ++i)  // borders included: no padding leaks in
+            worst = std::max(worst, std::abs((o.data[plane + i] - o.data[i]) - 40.0 * (score - 0.2)));
+        BOOST_TEST_INFO(c.name << ": score " << score);
+        BOOST_TEST(worst < 1e-3);
+        BOOST_TEST((score > 0.2) == c.tissue);
+    }
+}
+
 BOOST_AUTO_TEST_CASE(unet_model_runs_256_base16) {
     fit::TempDir dir;
     const std::string path = dir / "unet.pt";

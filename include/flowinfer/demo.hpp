@@ -36,7 +36,7 @@ enum class DemoModel {
     downscale,      // pointwise_mean average-pooled by `param` (output smaller than the patch)
     blob_detector,  // finds dark discs of radius ~param px: [B, N, 6] "boxes" (x1,y1,x2,y2,score,class)
     patch_classifier, // [B, 2]: [1 - m, m], m = mean of the input over channels and pixels
-    light,          // benchmark, I/O-bound: conv 3->8 (3x3) + relu, conv 8->2 (1x1); fixed random weights
+    light,          // benchmark, I/O-bound: conv 3->8 (3x3) + relu, conv 8->2 (1x1); a tissue mask
     unet,           // benchmark, compute-bound: 4-level U-Net, base channels param (0: 16; 16..64)
 };
 
