@@ -34,7 +34,7 @@ struct Section {
 
 const std::vector<Section>& sections() {
     static const std::vector<Section> all = {
-        {"input", {"slides"}},
+        {"input", {"slides", "manifest"}},
         {"output", {"dir", "compression", "deflate_level", "spill_mb"}},
         {"tiling",
          {"patch_size", "overlap", "mpp", "level", "sections", "subsections", "tissue",
@@ -328,22 +328,84 @@ std::vector<std::string> expand_entry(const Context& c, const std::string& key,
     return expand_glob(c, key, n, entry);
 }
 
+std::string trim_blanks(std::string_view s) {
+    const auto first = s.find_first_not_of(" \t\r");
+    if (first == std::string_view::npos) return {};
+    const auto last = s.find_last_not_of(" \t\r");
+    return std::string(s.substr(first, last - first + 1));
+}
+
+// input.manifest: one slide path per line; blank lines and lines starting with '#' are
+// skipped; relative paths are relative to the manifest's own directory (a manifest is often
+// written next to the slides it lists, by another tool). Every listed file must exist: a
+// typo in a list of thousands is better caught before the night starts than after.
+std::vector<std::string> read_manifest(const Context& c, const toml::node& n) {
+    const std::string key = "input.manifest";
+    const std::string entry = read_string(c, key, n);
+    if (entry.empty()) c.fail(key, &n, "must not be empty");
+    const fs::path manifest = resolve(c, entry);
+    std::error_code ec;
+    if (fs::is_directory(manifest, ec))
+        c.fail(key, &n, fmt::format("manifest '{}' is a directory, not a list of slides", manifest.string()));
+    std::FILE* f = std::fopen(manifest.c_str(), "rb");
+    if (!f) c.fail(key, &n, fmt::format("cannot read manifest '{}': {}", manifest.string(), std::strerror(errno)));
+    std::string text;
+    char buf[65536];
+    std::size_t got;
+    while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, got);
+    const int err = std::ferror(f) ? errno : 0;
+    std::fclose(f);
+    if (err) c.fail(key, &n, fmt::format("cannot read manifest '{}': {}", manifest.string(), std::strerror(err)));
+
+    const fs::path dir = manifest.parent_path();
+    std::vector<std::string> slides;
+    std::uint32_t line_no = 0;
+    for (std::size_t at = 0; at < text.size();) {
+        const std::size_t nl = std::min(text.find('\n', at), text.size());
+        const std::string_view line(text.data() + at, nl - at);
+        at = nl + 1;
+        ++line_no;
+        const std::string path = trim_blanks(line);
+        if (path.empty() || path[0] == '#') continue;
+        const auto column = static_cast<std::uint32_t>(line.find_first_not_of(" \t") + 1);
+        const fs::path p = (dir / path).lexically_normal();
+        const auto problem = [&](const std::string& what) {
+            return ConfigError(manifest.string(), key, line_no, column, what);
+        };
+        if (!fs::exists(p, ec)) throw problem(fmt::format("listed slide '{}' does not exist", p.string()));
+        if (fs::is_directory(p, ec)) throw problem(fmt::format("listed path '{}' is a directory, not a slide", p.string()));
+        slides.push_back(p.string());
+    }
+    if (slides.empty())
+        throw ConfigError(manifest.string(), key, 0, 0, "the manifest lists no slide");
+    return slides;
+}
+
+// input.slides and input.manifest together: one list, sorted and without duplicates, so the
+// same inputs always give the same slide order (and summary.json the same order of entries),
+// whatever order the globs or the manifest produced.
 void read_input(const Context& c, const toml::table& root, Config& cfg) {
     const toml::table* t = read_table(c, root, "input");
-    const toml::node* n = require(c, t, "slides", "input.slides");
-    const toml::array* arr = n->as_array();
-    if (!arr) wrong_type(c, "input.slides", *n, "an array of strings");
-    if (arr->empty()) c.fail("input.slides", n, "must list at least one slide or pattern");
+    const toml::node* n = t ? t->get("slides") : nullptr;
+    const toml::node* manifest = t ? t->get("manifest") : nullptr;
+    if (!n && !manifest) c.fail("input.slides", t, "required key is missing (give input.slides, input.manifest or both)");
 
-    std::set<std::string> seen;
-    for (std::size_t i = 0; i < arr->size(); ++i) {
-        const toml::node& e = (*arr)[i];
-        std::string key = fmt::format("input.slides[{}]", i);
-        std::string entry = read_string(c, key, e);
-        if (entry.empty()) c.fail(key, &e, "must not be empty");
-        for (std::string& p : expand_entry(c, "input.slides", e, entry))
-            if (seen.insert(p).second) cfg.slides.push_back(std::move(p));
+    std::set<std::string> slides;
+    if (n) {
+        const toml::array* arr = n->as_array();
+        if (!arr) wrong_type(c, "input.slides", *n, "an array of strings");
+        if (arr->empty()) c.fail("input.slides", n, "must list at least one slide or pattern");
+        for (std::size_t i = 0; i < arr->size(); ++i) {
+            const toml::node& e = (*arr)[i];
+            std::string key = fmt::format("input.slides[{}]", i);
+            std::string entry = read_string(c, key, e);
+            if (entry.empty()) c.fail(key, &e, "must not be empty");
+            for (std::string& p : expand_entry(c, "input.slides", e, entry)) slides.insert(std::move(p));
+        }
     }
+    if (manifest)
+        for (std::string& p : read_manifest(c, *manifest)) slides.insert(std::move(p));
+    cfg.slides.assign(slides.begin(), slides.end());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -180,6 +180,30 @@ BOOST_AUTO_TEST_CASE(config_errors_exit_2_with_position) {
     BOOST_TEST(contains(r, "absent.toml"));
 }
 
+BOOST_AUTO_TEST_CASE(manifest_runs_its_slides_and_a_bad_entry_exits_2) {
+    fs::create_directories(dir / "lists");
+    fit::write_text(dir / "lists/slides.txt", "# two slides\n" + fit::shared_slide("small.svs") + "\n\n" +
+                                                  fit::shared_slide("CMU-1-Small-Region.svs") + "\n");
+    const std::string cfg = config(fit::shared_slide("small.svs"));
+    auto r = run("run " + cfg + " --quiet --set input.manifest=lists/slides.txt");
+    BOOST_TEST(r.exit_code == 0);
+    const std::string summary = fit::read_text(dir / "out/summary.json");
+    // Sorted, de-duplicated: small.svs is both in input.slides and in the manifest.
+    const std::size_t cmu = summary.find("CMU-1-Small-Region.svs"), small = summary.find("small.svs\"");
+    BOOST_TEST(cmu != std::string::npos);
+    BOOST_TEST(small != std::string::npos);
+    BOOST_TEST(cmu < small);
+    BOOST_TEST(summary.find("small.svs\"", small + 1) == std::string::npos);
+    BOOST_TEST(fs::exists(dir / "out/CMU-1-Small-Region/mean.tif"));
+    BOOST_TEST(fs::exists(dir / "out/small/mean.tif"));
+
+    fit::write_text(dir / "lists/slides.txt", fit::shared_slide("small.svs") + "\ntypo.svs\n");
+    r = run("run " + cfg + " --quiet --set input.manifest=lists/slides.txt");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, dir / "lists/slides.txt:2:1: key 'input.manifest': listed slide '" + dir / "lists/typo.svs" +
+                               "' does not exist"));
+}
+
 BOOST_AUTO_TEST_CASE(make_model_and_synth_commands) {
     auto r = run("synth " + (dir / "s.tiff") + " --width 700 --height 500 --quality 0");
     BOOST_TEST(r.exit_code == 0);

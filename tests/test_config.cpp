@@ -236,7 +236,7 @@ BOOST_AUTO_TEST_CASE(relative_paths_resolve_against_the_config_dir) {
         "[output]\ndir = \"sub/out\"\n"
         "[[models]]\nname = \"m\"\npath = \"../models/m.pt\"\n",
         "cfg.toml", "/data/run", {});
-    std::vector<std::string> slides{"/data/run/a.svs", "/data/shared/b.svs", "/abs/c.svs"};
+    std::vector<std::string> slides{"/abs/c.svs", "/data/run/a.svs", "/data/shared/b.svs"};
     BOOST_TEST(c.slides == slides, boost::test_tools::per_element());
     BOOST_TEST(c.output_dir == "/data/run/sub/out");
     BOOST_TEST(c.models[0].path == "/data/models/m.pt");
@@ -281,9 +281,106 @@ BOOST_AUTO_TEST_CASE(globs_expand_sorted_deduplicated_and_files_only) {
                     "[input]\nslides = [\"b.svs\", \"*.svs\", \"missing.svs\", \"*.ndpi\"]\n" +
                         kOutput + kModel);
     Config c = flowinfer::load_config(dir / "p.toml");
-    std::vector<std::string> want{dir / "b.svs", dir / "a.svs", dir / "c.svs",
+    // One sorted list, whatever the order of the entries.
+    std::vector<std::string> want{dir / "a.svs", dir / "b.svs", dir / "c.svs",
                                   dir / "missing.svs", dir / "x.ndpi"};
     BOOST_TEST(c.slides == want, boost::test_tools::per_element());
+}
+
+// ---------------------------------------------------------------------------------------------
+// input.manifest
+
+namespace {
+// A ConfigError from load_config, or a failed test.
+ConfigError load_error(const std::string& path, const std::vector<std::string>& overrides = {}) {
+    try {
+        flowinfer::load_config(path, overrides);
+    } catch (const ConfigError& e) {
+        return e;
+    }
+    BOOST_ERROR("expected a ConfigError for " << path);
+    return ConfigError("", "", 0, 0, "no error raised");
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(manifest_and_globs_make_one_sorted_list) {
+    fit::TempDir dir;
+    fs::create_directories(dir / "sub");
+    fs::create_directories(dir / "lists");
+    for (const char* f : {"a.svs", "c.svs", "z.ndpi", "sub/b.svs", "sub/y.mrxs"}) touch(dir / f);
+    // Relative to the manifest's directory (lists/), comments, blanks, padding, CRLF, an
+    // absolute path and duplicates of each other and of a glob match.
+    fit::write_text(dir / "lists/m.txt", "# scanned 2024-05-01\n"
+                                         "\n"
+                                         "../z.ndpi\n"
+                                         "  ../sub/y.mrxs  \r\n"
+                                         "\t# a comment after a tab\n" +
+                                             dir / "sub/b.svs" + "\n"
+                                             "../a.svs\n"
+                                             "../sub/../z.ndpi\n");
+    fit::write_text(dir / "p.toml", "[input]\nslides = [\"*.svs\"]\nmanifest = \"lists/m.txt\"\n" + kOutput + kModel);
+    Config c = flowinfer::load_config(dir / "p.toml");
+    std::vector<std::string> want{dir / "a.svs", dir / "c.svs", dir / "sub/b.svs", dir / "sub/y.mrxs", dir / "z.ndpi"};
+    BOOST_TEST(c.slides == want, boost::test_tools::per_element());
+
+    // The manifest alone.
+    fit::write_text(dir / "q.toml", "[input]\nmanifest = \"lists/m.txt\"\n" + kOutput + kModel);
+    c = flowinfer::load_config(dir / "q.toml");
+    want = {dir / "a.svs", dir / "sub/b.svs", dir / "sub/y.mrxs", dir / "z.ndpi"};
+    BOOST_TEST(c.slides == want, boost::test_tools::per_element());
+
+    // Given with --set, relative to the config's directory like every path.
+    c = flowinfer::load_config(dir / "p.toml", {"input.manifest=lists/m.txt", "input.slides=[\"c.svs\"]"});
+    want = {dir / "a.svs", dir / "c.svs", dir / "sub/b.svs", dir / "sub/y.mrxs", dir / "z.ndpi"};
+    BOOST_TEST(c.slides == want, boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(manifest_errors_name_the_manifest_and_line) {
+    fit::TempDir dir;
+    touch(dir / "a.svs");
+    fs::create_directories(dir / "adir");
+    // A listed file that does not exist: the manifest's path, line 4, the entry's column.
+    fit::write_text(dir / "m.txt", "a.svs\n# comment\n\n   gone.svs\n");
+    fit::write_text(dir / "p.toml", "[input]\nmanifest = \"m.txt\"\n" + kOutput + kModel);
+    ConfigError e = load_error(dir / "p.toml");
+    BOOST_TEST(e.file() == dir / "m.txt");
+    BOOST_TEST(e.key() == "input.manifest");
+    BOOST_TEST(e.line() == 4u);
+    BOOST_TEST(e.column() == 4u);
+    BOOST_TEST(std::string(e.what()) == dir / "m.txt" + ":4:4: key 'input.manifest': listed slide '" +
+                                            dir / "gone.svs" + "' does not exist");
+
+    // A listed directory.
+    fit::write_text(dir / "m.txt", "adir\n");
+    e = load_error(dir / "p.toml");
+    BOOST_TEST(e.file() == dir / "m.txt");
+    BOOST_TEST(e.line() == 1u);
+    BOOST_TEST(contains(e.what(), "is a directory, not a slide"));
+
+    // Nothing listed.
+    fit::write_text(dir / "m.txt", "# only a comment\n\n");
+    e = load_error(dir / "p.toml");
+    BOOST_TEST(e.file() == dir / "m.txt");
+    BOOST_TEST(contains(e.what(), "the manifest lists no slide"));
+
+    // The manifest itself is missing: the config's file, the key's line:column, the path.
+    fit::write_text(dir / "p.toml", "[input]\nslides = [\"a.svs\"]\nmanifest = \"absent.txt\"\n" + kOutput + kModel);
+    e = load_error(dir / "p.toml");
+    BOOST_TEST(e.file() == dir / "p.toml");
+    BOOST_TEST(e.key() == "input.manifest");
+    BOOST_TEST(e.line() == 3u);
+    BOOST_TEST(e.column() == 12u);
+    BOOST_TEST(contains(e.what(), "cannot read manifest '" + dir / "absent.txt" + "': No such file or directory"));
+
+    // A directory given as the manifest.
+    e = load_error(dir / "p.toml", {"input.manifest=adir"});
+    BOOST_TEST(e.line() == 0u);  // from --set: no position in the file
+    BOOST_TEST(contains(e.what(), "is a directory, not a list of slides"));
+    BOOST_TEST(contains(e.what(), "(from --set)"));
+
+    // Neither key.
+    expect_error("[input]\n" + kOutput + kModel, "input.slides", 1, 1, "give input.slides, input.manifest or both");
+    expect_error("[input]\nmanifest = 3\n" + kOutput + kModel, "input.manifest", 2, 12, "expected a string");
 }
 
 BOOST_AUTO_TEST_CASE(glob_with_absolute_pattern_and_question_mark) {
@@ -562,7 +659,7 @@ BOOST_AUTO_TEST_CASE(override_value_types) {
     BOOST_TEST((c.models[0].precision == flowinfer::Precision::fp16));
 
     c = parse(kMinimal, {"input.slides=[\"/x/a.svs\", \"b.svs\"]", "output.dir=elsewhere/out"});
-    std::vector<std::string> slides{"/x/a.svs", kBase + "/b.svs"};
+    std::vector<std::string> slides{kBase + "/b.svs", "/x/a.svs"};
     BOOST_TEST(c.slides == slides, boost::test_tools::per_element());
     BOOST_TEST(c.output_dir == kBase + "/elsewhere/out");
 }

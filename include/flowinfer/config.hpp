@@ -66,7 +66,9 @@ struct Config {
     std::string source;  // the config file's path ("" when built in code); used in messages
 
     // [input]
-    std::vector<std::string> slides;  // expanded: globs resolved, paths absolute, sorted per entry
+    // input.slides (globs resolved) and input.manifest (listed files) together: absolute,
+    // sorted, without duplicates.
+    std::vector<std::string> slides;
 
     // [output]
     std::string output_dir;                        // absolute
