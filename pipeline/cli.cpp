@@ -45,7 +45,7 @@ usage:
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q]
       Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
   flowinfer make-model OUT.pt --kind KIND [--param X]
-      KIND: tissue, pointwise_mean, constant, throw_after, wrong_rank, downscale,
+      KIND: tissue, pointwise_mean, constant, throw_after, throw_above, wrong_rank, downscale,
       blob_detector (param: disc radius), patch_classifier,
       light (benchmark: two small convolutions), unet (benchmark: 4 levels, param: base channels)
       Writes a TorchScript model built without Python.
@@ -95,7 +95,7 @@ void show_progress(const flowinfer::Progress& p, double elapsed, void* user) {
 int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
     int failed = 0;
     for (const auto& r : s.slides) {
-        if (r.ok) {
+        if (r.ok()) {
             for (const auto& o : r.outputs) {
                 std::string what = o.format;
                 if (o.format == "tiff") what = fmt::format("{}x{} map", o.width, o.height);
@@ -107,7 +107,7 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
                             static_cast<long long>(r.patches), static_cast<long long>(r.patches_skipped));
         } else {
             ++failed;
-            std::printf("failed  %s: %s\n", r.path.c_str(), r.error.c_str());
+            std::printf("%-7s %s: %s\n", flowinfer::to_string(r.status), r.path.c_str(), r.error.c_str());
         }
     }
     std::printf("%lld patches in %.2f s (%.2f s loading models; %.1f patches/s after it); summary: %s\n",
@@ -282,6 +282,7 @@ int cmd_make_model(const std::vector<std::string>& a) {
     const std::pair<const char*, DemoModel> kinds[] = {
         {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
         {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
+        {"throw_above", DemoModel::throw_above},
         {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
         {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
         {"light", DemoModel::light},           {"unet", DemoModel::unet}};
@@ -294,7 +295,7 @@ int cmd_make_model(const std::vector<std::string>& a) {
         }
     }
     throw Usage(fmt::format("make-model: --kind '{}' is not one of tissue, pointwise_mean, constant, "
-                            "throw_after, wrong_rank, downscale, blob_detector, patch_classifier, light, unet",
+                            "throw_after, throw_above, wrong_rank, downscale, blob_detector, patch_classifier, light, unet",
                             kind));
 }
 

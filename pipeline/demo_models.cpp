@@ -62,6 +62,14 @@ def forward(self, x):
     return torch.cat([1.0 - m, m], 1)
 )JIT";
 
+constexpr const char* kThrowAbove = R"JIT(
+def forward(self, x):
+    m = x.mean(dim=1, keepdim=True)
+    if bool((m.mean(dim=[1, 2, 3]) > self.threshold).any()):
+        raise Exception("flowinfer test model failure")
+    return torch.cat([1.0 - m, m], 1)
+)JIT";
+
 constexpr const char* kWrongRank = R"JIT(
 def forward(self, x):
     return x.mean(1)
@@ -359,6 +367,10 @@ torch::jit::Module build(DemoModel kind, float param) {
             m.register_attribute("successful_calls", c10::IntType::get(),
                                  static_cast<int64_t>(param));
             m.define(kThrowAfter, std::make_shared<DemoResolver>());
+            break;
+        case DemoModel::throw_above:
+            m.register_attribute("threshold", c10::FloatType::get(), static_cast<double>(param));
+            m.define(kThrowAbove, std::make_shared<DemoResolver>());
             break;
         case DemoModel::wrong_rank:
             m.define(kWrongRank);

@@ -30,6 +30,8 @@
 
 #include <algorithm>
 #include <deque>
+#include <functional>
+#include <mutex>
 #include <thread>
 
 namespace flowinfer {
@@ -101,6 +103,18 @@ struct SlidePipeline::Impl {
     StageCounter counters[kFixedStages];
     std::atomic<std::int64_t> patches_total{0}, patches_done{0}, slides_done{0};
     std::atomic<std::int64_t> in_flight{0}, peak_in_flight{0};
+    std::atomic<bool> stopping{false};
+    std::mutex observer_mu;
+    std::function<void(const SlideResult&)> observer;
+
+    template <class Port>
+    void publish(SlideResult&& r, Port& port) {
+        {
+            std::lock_guard<std::mutex> lock(observer_mu);
+            if (observer) observer(r);
+        }
+        port.try_put(std::move(r));
+    }
 
     // Nodes, in flow order.
     queue_node<SlideJob> jobs;
@@ -160,17 +174,19 @@ struct SlidePipeline::Impl {
           jobs(g),
           slide_limit(g, kSlidesAhead),
           plan(g, serial,
-               [st = PlanStage(cfg, topology, counters[kPlan], patches_total)](const SlideJob& job,
-                                                                             PlanNode::output_ports_type& out) {
+               [this, st = PlanStage(cfg, topology, counters[kPlan], patches_total)](
+                   const SlideJob& job, PlanNode::output_ports_type& out) {
+                   if (stopping.load(std::memory_order_relaxed)) return;
                    PlanOutcome o = st(job);
                    if (o.cursor) std::get<0>(out).try_put(std::move(o.cursor));
-                   else std::get<1>(out).try_put(std::move(o.failure));
+                   else publish(std::move(o.failure), std::get<1>(out));
                }),
           cursors(g),
           tokens(g),
           admit(g),
           emit(g, serial,
                [this](const std::tuple<Token, CursorPtr>& in, EmitNode::output_ports_type& out) {
+                   if (stopping.load(std::memory_order_relaxed)) return;  // token and cursor dropped
                    const CursorPtr& cur = std::get<1>(in);
                    const SlidePlan& p = cur->ctx->plans[cur->group];
                    const PatchKey key = p.key(cur->next++);
@@ -196,8 +212,9 @@ struct SlidePipeline::Impl {
                         }),
           batches(g),
           write(g, serial,
-                [st = WriteStage(counters[kWrite], slides_done)](const WriteMsg& m, WriteNode::output_ports_type& out) {
-                    if (auto r = st(m)) std::get<0>(out).try_put(std::move(*r));
+                [this, st = WriteStage(counters[kWrite], slides_done)](const WriteMsg& m,
+                                                                      WriteNode::output_ports_type& out) {
+                    if (auto r = st(m)) publish(std::move(*r), std::get<0>(out));
                 }),
           done(g),
           slide_finished(g, serial, [](const SlideResult&) { return continue_msg(); }) {
@@ -262,6 +279,13 @@ SlidePipeline::SlidePipeline(graph& g, const Config& cfg)
 }
 
 SlidePipeline::~SlidePipeline() = default;
+
+void SlidePipeline::stop() { impl_->stopping.store(true, std::memory_order_relaxed); }
+
+void SlidePipeline::observe_results(std::function<void(const SlideResult&)> fn) {
+    std::lock_guard<std::mutex> lock(impl_->observer_mu);
+    impl_->observer = std::move(fn);
+}
 
 namespace {
 StageStats stats_of(const StageCounter& c) {

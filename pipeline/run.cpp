@@ -1,17 +1,16 @@
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "stages/atomic_file.hpp"
+
 #include <fmt/format.h>
 #include <tbb/global_control.h>
 
 #include <chrono>
 #include <condition_variable>
-#include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <sys/resource.h>
 #include <thread>
 
@@ -31,25 +30,6 @@ void check_output_names(const Config& cfg) {
             throw ConfigError(cfg.source, "input.slides", 0, 0,
                               fmt::format("'{}' and '{}' would both write {}/{}/: rename one", it->second,
                                           s, cfg.output_dir, stem));
-    }
-}
-
-void write_atomically(const std::string& path, const std::string& text) {
-    const std::string tmp = path + ".partial";
-    {
-        std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
-        f << text;
-        f.flush();
-        if (!f) {
-            std::remove(tmp.c_str());
-            throw OutputError(path, "cannot write");
-        }
-    }
-    std::error_code ec;
-    fs::rename(tmp, path, ec);
-    if (ec) {
-        std::remove(tmp.c_str());
-        throw OutputError(path, "cannot rename into place: " + ec.message());
     }
 }
 
@@ -77,13 +57,43 @@ private:
     std::thread thread_;
 };
 
+std::string message_of(const std::exception_ptr& e) {
+    try {
+        std::rethrow_exception(e);
+    } catch (const std::exception& x) {
+        return x.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
 }  // namespace
 
-RunSummary run(const Config& cfg, ProgressFn progress, void* user) {
+void RunStop::request(const std::string& reason) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (requested_.load(std::memory_order_relaxed)) return;
+    reason_ = reason;
+    requested_.store(true, std::memory_order_release);
+    if (fn_) fn_();
+}
+
+std::string RunStop::reason() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return reason_;
+}
+
+void RunStop::on_request(std::function<void()> fn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    fn_ = std::move(fn);
+    if (fn_ && requested_.load(std::memory_order_relaxed)) fn_();
+}
+
+RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop) {
     check_output_names(cfg);
     std::error_code ec;
     fs::create_directories(cfg.output_dir, ec);
     if (ec) throw OutputError(cfg.output_dir, "cannot create output directory: " + ec.message());
+    const std::string summary_path = (fs::path(cfg.output_dir) / "summary.json").string();
 
     std::optional<tbb::global_control> threads;
     if (cfg.threads > 0) threads.emplace(tbb::global_control::max_allowed_parallelism, cfg.threads);
@@ -91,61 +101,88 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto elapsed = [t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     RunSummary summary;
-    std::vector<std::optional<SlideResult>> results(cfg.slides.size());
+    for (std::size_t i = 0; i < cfg.slides.size(); ++i) {
+        SlideResult& r = summary.slides.emplace_back();
+        r.index = static_cast<std::uint32_t>(i);
+        r.path = cfg.slides[i];
+    }
+    // The figures of the run so far, then summary.json: the figures are cheap next to the
+    // slide that has just finished.
+    const auto write_summary = [&](const SlidePipeline* pipeline) {
+        summary.patches = 0;
+        for (const SlideResult& r : summary.slides)
+            if (r.ok()) summary.patches += r.patches;
+        if (pipeline) {
+            summary.stages = pipeline->stats();
+            summary.peak_in_flight = pipeline->progress().peak_in_flight;
+        }
+        summary.wall_s = elapsed();
+        rusage usage{};
+        if (getrusage(RUSAGE_SELF, &usage) == 0) summary.peak_rss_mb = usage.ru_maxrss / 1024.0;
+        const double work_s = summary.wall_s - summary.setup_s;
+        summary.patches_per_s = work_s > 0 ? summary.patches / work_s : 0.0;
+        write_file_atomically(summary_path, summary_json(summary));
+    };
+    // Before any model is loaded: an output directory that cannot take summary.json fails now.
+    write_summary(nullptr);
+
     std::exception_ptr failure;
-    {
+    try {
         tbb::flow::graph g;
         SlidePipeline pipeline(g, cfg);
         summary.setup_s = elapsed();
-        tbb::flow::function_node<SlideResult> collect(g, tbb::flow::serial, [&](const SlideResult& r) {
-            results.at(r.index) = r;
-            return tbb::flow::continue_msg();
+        summary.runtime = pipeline.runtime();
+        pipeline.observe_results([&](const SlideResult& r) {
+            summary.slides.at(r.index) = r;
+            write_summary(&pipeline);
         });
-        tbb::flow::make_edge(tbb::flow::output_port<0>(pipeline), collect);
+        if (stop) stop->on_request([&] {
+            pipeline.stop();
+            g.cancel();
+        });
         {
             std::optional<Ticker> ticker;
             if (progress) ticker.emplace([&] { progress(pipeline.progress(), elapsed(), user); });
-            for (std::size_t i = 0; i < cfg.slides.size(); ++i)
-                tbb::flow::input_port<0>(pipeline).try_put(SlideJob{static_cast<std::uint32_t>(i), cfg.slides[i]});
+            if (!stop || !stop->requested())
+                for (std::size_t i = 0; i < cfg.slides.size(); ++i)
+                    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{static_cast<std::uint32_t>(i), cfg.slides[i]});
             try {
                 g.wait_for_all();
             } catch (...) {
                 failure = std::current_exception();
             }
         }
+        if (stop) stop->on_request(nullptr);
+        pipeline.observe_results(nullptr);
         if (progress) progress(pipeline.progress(), elapsed(), user);
         summary.stages = pipeline.stats();
         summary.peak_in_flight = pipeline.progress().peak_in_flight;
-        summary.runtime = pipeline.runtime();
+    } catch (...) {  // the pipeline's constructor: a model that cannot be loaded
+        failure = std::current_exception();
     }  // the pipeline's destruction removes partial outputs of unfinished slides
 
-    std::string why = "not processed: the run was cancelled";
     if (failure) {
-        try {
-            std::rethrow_exception(failure);
-        } catch (const std::exception& e) {
-            why = fmt::format("not finished: the run was cancelled: {}", e.what());
-        } catch (...) {
-        }
+        summary.state = RunState::failed;
+        summary.error = message_of(failure);
+    } else if (stop && stop->requested()) {
+        summary.state = RunState::interrupted;
+        summary.error = stop->reason();
+    } else {
+        summary.state = RunState::finished;
     }
-    for (std::size_t i = 0; i < results.size(); ++i) {
-        if (results[i]) {
-            if (results[i]->ok) summary.patches += results[i]->patches;
-            summary.slides.push_back(std::move(*results[i]));
-        } else {
-            SlideResult r;
-            r.index = static_cast<std::uint32_t>(i);
-            r.path = cfg.slides[i];
-            r.error = why;
-            summary.slides.push_back(std::move(r));
-        }
+    for (SlideResult& r : summary.slides) {
+        if (r.status != SlideStatus::pending) continue;
+        r.status = SlideStatus::interrupted;
+        r.error = summary.state == RunState::finished
+                      ? "no result (internal error: the graph finished without this slide)"
+                      : "not finished: the run stopped: " + summary.error;
     }
-    summary.wall_s = elapsed();
-    rusage usage{};
-    if (getrusage(RUSAGE_SELF, &usage) == 0) summary.peak_rss_mb = usage.ru_maxrss / 1024.0;
-    const double work_s = summary.wall_s - summary.setup_s;
-    summary.patches_per_s = work_s > 0 ? summary.patches / work_s : 0.0;
-    write_atomically((fs::path(cfg.output_dir) / "summary.json").string(), summary_json(summary));
+    try {
+        write_summary(nullptr);
+    } catch (const OutputError&) {
+        // The summary written after the last finished slide stays; the first error says more.
+        if (!failure) throw;
+    }
     if (failure) std::rethrow_exception(failure);
     return summary;
 }

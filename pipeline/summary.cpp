@@ -16,13 +16,40 @@ std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v
 
 }  // namespace
 
+const char* to_string(SlideStatus s) noexcept {
+    switch (s) {
+        case SlideStatus::pending: return "pending";
+        case SlideStatus::ok: return "ok";
+        case SlideStatus::failed: return "failed";
+        case SlideStatus::interrupted: return "interrupted";
+    }
+    return "?";
+}
+
+const char* to_string(RunState s) noexcept {
+    switch (s) {
+        case RunState::running: return "running";
+        case RunState::finished: return "finished";
+        case RunState::interrupted: return "interrupted";
+        case RunState::failed: return "failed";
+    }
+    return "?";
+}
+
 std::string summary_json(const RunSummary& s) {
-    std::string j = "{\n  \"slides\": [";
+    std::string j = fmt::format("{{\n  \"state\": {},\n", quote(to_string(s.state)));
+    if (!s.error.empty()) j += fmt::format("  \"error\": {},\n", quote(s.error));
+    int counts[4] = {0, 0, 0, 0};
+    for (const SlideResult& r : s.slides) ++counts[static_cast<int>(r.status)];
+    j += fmt::format("  \"counts\": {{\"ok\": {}, \"failed\": {}, \"interrupted\": {}, \"pending\": {}}},\n",
+                     counts[static_cast<int>(SlideStatus::ok)], counts[static_cast<int>(SlideStatus::failed)],
+                     counts[static_cast<int>(SlideStatus::interrupted)], counts[static_cast<int>(SlideStatus::pending)]);
+    j += "  \"slides\": [";
     for (std::size_t i = 0; i < s.slides.size(); ++i) {
         const SlideResult& r = s.slides[i];
         j += i ? ",\n    {" : "\n    {";
-        j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), r.ok ? "\"ok\"" : "\"failed\"");
-        if (!r.ok) j += fmt::format("\"error\": {}, ", quote(r.error));
+        j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), quote(to_string(r.status)));
+        if (!r.error.empty()) j += fmt::format("\"error\": {}, ", quote(r.error));
         j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"wall_s\": {}, \"outputs\": [",
                          r.patches, r.patches_skipped, number(r.wall_s));
         for (std::size_t k = 0; k < r.outputs.size(); ++k) {
@@ -54,7 +81,7 @@ std::string summary_json(const RunSummary& s) {
                          first ? "" : ",", quote(name), number(st.busy_s), st.items, st.peak_concurrency);
         first = false;
     }
-    j += "\n  }\n}\n";
+    j += first ? "}\n}\n" : "\n  }\n}\n";
     return j;
 }
 

@@ -2,6 +2,8 @@
 
 #include "stages/model.hpp"
 
+#include <flowinfer/errors.hpp>
+
 #include <stdexcept>
 
 namespace flowinfer {
@@ -35,8 +37,13 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
         int slot;
         ~Lease() { pool->release(slot); }
     } lease{slots_, slots_->acquire()};
-    r.out = batch->rgb ? model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot)
-                       : model_->run(batch->floats.get(), n, batch->patch_size, batch->patch_size, lease.slot);
+    try {
+        r.out = batch->rgb ? model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot)
+                           : model_->run(batch->floats.get(), n, batch->patch_size, batch->patch_size, lease.slot);
+    } catch (const ModelError& e) {
+        batch->ctx->fail(e.what());
+        r.out = ModelOutput{};
+    }
     return r;
 }
 

@@ -3,7 +3,10 @@
 //
 // Thread safety: operator() runs on up to model.slots() threads at once (the node's
 // concurrency); each call borrows a distinct slot (a CUDA stream on GPU) from the SlotPool.
-// A model failure throws ModelError, which cancels the graph.
+// A ModelError from the model's call (an exception in forward, a wrong output shape) fails
+// the batch's slide, and only it: a batch never mixes slides (BatchAssembler keeps one open
+// batch per slide), and one bad input should not cost the rest of the run. The batch then
+// goes on without output, so its patches' tokens return.
 #pragma once
 
 #include "stages/messages.hpp"

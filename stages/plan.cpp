@@ -38,10 +38,10 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         }
         ctx->models.resize(cfg_->models.size());
         out.cursor = std::make_shared<Cursor>(Cursor{std::move(ctx), 0, 0});
-    } catch (const Error& e) {  // SlideError, or OutputError from the mask preview
+    } catch (const SlideError& e) {  // an OutputError (mask preview) is not this slide's: it stops the run
         out.failure.index = job.index;
         out.failure.path = job.path;
-        out.failure.ok = false;
+        out.failure.status = SlideStatus::failed;
         out.failure.error = e.what();
         out.failure.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }

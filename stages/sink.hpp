@@ -27,7 +27,8 @@ struct SinkOut {
 void release_batch(const InferResult& r, SinkOut& out);
 
 // What every sink's node body does around its own work: time it, skip it for a failed slide,
-// turn an OutputError into a failed slide, and release the batch.
+// turn a ModelError (an output of the wrong shape) or a SlideError into a failed slide, and
+// release the batch. An OutputError is not the slide's: it goes on and stops the run.
 // body(SlideContext&, ModelSlide&, const SlidePlan&, int n, SinkOut&).
 template <class Body>
 SinkOut run_sink(const InferResult& r, StageCounter& counter, Body&& body) {
@@ -39,7 +40,9 @@ SinkOut run_sink(const InferResult& r, StageCounter& counter, Body&& body) {
     if (!ctx.failed()) {
         try {
             body(ctx, ctx.models[static_cast<std::size_t>(r.model)], ctx.plans[batch.keys[0].group], n, out);
-        } catch (const OutputError& e) {
+        } catch (const ModelError& e) {
+            ctx.fail(e.what());
+        } catch (const SlideError& e) {
             ctx.fail(e.what());
         }
     }

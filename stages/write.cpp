@@ -22,7 +22,9 @@ void write_rows(ModelSlide& ms, const std::vector<ObjectRow>& rows) {
 }
 
 // Finishes every file of the slide, or none: a later failure removes the files already
-// renamed into place, so a failed slide leaves nothing under a final name.
+// renamed into place, so a slide whose outputs fail leaves nothing under a final name. The
+// OutputError goes on: a directory or disk that cannot take one slide's files will not take
+// the next one's, so it stops the run.
 void finish_outputs(SlideContext& ctx) {
     std::vector<std::string> done;
     try {
@@ -40,9 +42,9 @@ void finish_outputs(SlideContext& ctx) {
                     }
             }
         }
-    } catch (const OutputError& e) {
+    } catch (const OutputError&) {
         for (const std::string& p : done) std::remove(p.c_str());
-        ctx.fail(e.what());
+        throw;
     }
 }
 
@@ -57,8 +59,8 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
         r.patches_skipped += static_cast<std::int64_t>(p.skipped());
     }
     if (!ctx.failed()) finish_outputs(ctx);
-    r.ok = !ctx.failed();
-    if (r.ok) {
+    r.status = ctx.failed() ? SlideStatus::failed : SlideStatus::ok;
+    if (r.ok()) {
         for (const ModelSlide& ms : ctx.models) r.outputs.insert(r.outputs.end(), ms.outputs.begin(), ms.outputs.end());
         if (!ctx.tissue_preview.empty()) {
             OutputInfo preview;
@@ -90,12 +92,8 @@ std::optional<SlideResult> WriteStage::operator()(const WriteMsg& m) const {
     } else {
         ++ms.received;
         if (!ctx.failed()) {
-            try {
-                if (m.kind == WriteMsg::tile && ms.tiff) ms.tiff->write_tile(m.tx, m.ty, m.pixels.data());
-                if (m.kind == WriteMsg::objects && ms.objects) write_rows(ms, m.rows);
-            } catch (const OutputError& e) {
-                ctx.fail(e.what());
-            }
+            if (m.kind == WriteMsg::tile && ms.tiff) ms.tiff->write_tile(m.tx, m.ty, m.pixels.data());
+            if (m.kind == WriteMsg::objects && ms.objects) write_rows(ms, m.rows);
         }
     }
     if (ms.finished || ms.expected < 0 || ms.received != ms.expected) return std::nullopt;

@@ -2,6 +2,7 @@
 // its GeoJSON/CSV writer; once every model's sink has ended the slide and every message it
 // sent has arrived, finishes all of the slide's files and emits the slide's result.
 // Messages may arrive in any order: each end marker carries its model's message count.
+// An OutputError (a file that cannot be written) is thrown on: it stops the run.
 //
 // Thread safety: operator() must run serially (its node has concurrency 1).
 #pragma once

@@ -2,13 +2,19 @@
 
 #include <openslide.h>
 
+#include <cctype>
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <fcntl.h>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 
@@ -110,5 +116,220 @@ std::string read_text(const std::string& path) {
 }
 
 bool exists(const std::string& path) { return fs::exists(path); }
+
+}  // namespace fit
+
+namespace fit {
+
+namespace {
+
+struct JsonParser {
+    const std::string& t;
+    std::size_t i = 0;
+    [[noreturn]] void fail(const std::string& what) const {
+        throw std::runtime_error("invalid JSON at offset " + std::to_string(i) + ": " + what);
+    }
+    void ws() {
+        while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) ++i;
+    }
+    void expect(char c) {
+        ws();
+        if (i >= t.size() || t[i] != c) fail(std::string("expected '") + c + "'");
+        ++i;
+    }
+    std::string str() {
+        expect('"');
+        std::string out;
+        for (;;) {
+            if (i >= t.size()) fail("unterminated string");
+            const char c = t[i++];
+            if (c == '"') return out;
+            if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
+            if (c != '\\') {
+                out += c;
+                continue;
+            }
+            if (i >= t.size()) fail("unterminated escape");
+            const char e = t[i++];
+            switch (e) {
+                case '"': out += '"'; break;
+                case '\\': out += '\\'; break;
+                case '/': out += '/'; break;
+                case 'b': out += '\b'; break;
+                case 'f': out += '\f'; break;
+                case 'n': out += '\n'; break;
+                case 'r': out += '\r'; break;
+                case 't': out += '\t'; break;
+                case 'u': {
+                    if (i + 4 > t.size()) fail("short \\u escape");
+                    const unsigned v = std::stoul(t.substr(i, 4), nullptr, 16);
+                    i += 4;
+                    if (v < 0x80) out += static_cast<char>(v);
+                    else out += '?';  // not needed by the tests
+                    break;
+                }
+                default: fail("bad escape");
+            }
+        }
+    }
+    Json value() {
+        ws();
+        if (i >= t.size()) fail("unexpected end");
+        Json v;
+        const char c = t[i];
+        if (c == '{') {
+            v.type = Json::object;
+            ++i;
+            ws();
+            if (i < t.size() && t[i] == '}') {
+                ++i;
+                return v;
+            }
+            for (;;) {
+                std::string k = str();
+                expect(':');
+                if (!v.fields.emplace(k, value()).second) fail("duplicate key " + k);
+                ws();
+                if (i < t.size() && t[i] == ',') { ++i; continue; }
+                expect('}');
+                return v;
+            }
+        }
+        if (c == '[') {
+            v.type = Json::array;
+            ++i;
+            ws();
+            if (i < t.size() && t[i] == ']') {
+                ++i;
+                return v;
+            }
+            for (;;) {
+                v.items.push_back(value());
+                ws();
+                if (i < t.size() && t[i] == ',') { ++i; continue; }
+                expect(']');
+                return v;
+            }
+        }
+        if (c == '"') {
+            v.type = Json::string;
+            v.s = str();
+            return v;
+        }
+        for (const char* word : {"true", "false", "null"}) {
+            const std::string w = word;
+            if (t.compare(i, w.size(), w) == 0) {
+                i += w.size();
+                v.type = w == "null" ? Json::null : Json::boolean;
+                v.b = w == "true";
+                return v;
+            }
+        }
+        const std::size_t start = i;
+        if (i < t.size() && t[i] == '-') ++i;
+        while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.' || t[i] == 'e' ||
+                                t[i] == 'E' || t[i] == '+' || t[i] == '-'))
+            ++i;
+        if (i == start) fail("unexpected character");
+        v.type = Json::number;
+        std::size_t used = 0;
+        v.n = std::stod(t.substr(start, i - start), &used);
+        if (used != i - start) fail("bad number");
+        return v;
+    }
+};
+
+}  // namespace
+
+const Json& Json::operator[](const std::string& key) const {
+    auto it = fields.find(key);
+    if (it == fields.end()) throw std::runtime_error("JSON: no key '" + key + "'");
+    return it->second;
+}
+
+Json parse_json(const std::string& text) {
+    JsonParser p{text};
+    Json v = p.value();
+    p.ws();
+    if (p.i != text.size()) p.fail("trailing text");
+    return v;
+}
+
+std::vector<std::string> files_ending_with(const std::string& dir, const std::string& suffix) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0)
+            out.push_back(it->path().string());
+    }
+    return out;
+}
+
+Child::Child(const std::vector<std::string>& argv, std::int64_t file_size_limit) {
+    log_ = (fs::temp_directory_path() / ("flowinfer-child-" + std::to_string(::getpid()) + "-" +
+                                          std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ".log"))
+               .string();
+    std::vector<char*> args;
+    for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    pid_ = ::fork();
+    if (pid_ < 0) throw std::runtime_error("fork failed");
+    if (pid_ == 0) {
+        // Only async-signal-safe calls from here to exec.
+        const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        if (fd >= 0) {
+            ::dup2(fd, 1);
+            ::dup2(fd, 2);
+            ::close(fd);
+        }
+        if (file_size_limit >= 0) {
+            struct rlimit rl;
+            rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(file_size_limit);
+            ::setrlimit(RLIMIT_FSIZE, &rl);
+            ::signal(SIGXFSZ, SIG_IGN);
+        }
+        ::signal(SIGINT, SIG_DFL);
+        ::signal(SIGTERM, SIG_DFL);
+        ::execv(args[0], args.data());
+        ::_exit(127);
+    }
+}
+
+Child::~Child() {
+    if (pid_ > 0 && status_ < 0) {
+        ::kill(pid_, SIGKILL);
+        ::waitpid(pid_, nullptr, 0);
+    }
+    std::error_code ec;
+    fs::remove(log_, ec);
+}
+
+void Child::signal(int sig) const { ::kill(pid_, sig); }
+
+bool Child::running() {
+    if (status_ >= 0) return false;
+    int st = 0;
+    const pid_t r = ::waitpid(pid_, &st, WNOHANG);
+    if (r == pid_) {
+        status_ = st;
+        return false;
+    }
+    return true;
+}
+
+CmdResult Child::wait() {
+    if (status_ < 0) {
+        int st = 0;
+        while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
+        status_ = st;
+    }
+    CmdResult r;
+    r.exit_code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
+    std::error_code ec;
+    if (fs::exists(log_, ec)) r.output = read_text(log_);
+    return r;
+}
 
 }  // namespace fit

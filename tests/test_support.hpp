@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,6 +41,43 @@ struct CmdResult {
     std::string output;  // stdout and stderr together
 };
 CmdResult run_cmd(const std::string& cmd);
+
+// A parsed JSON value (enough for summary.json and bench.json). parse_json() throws
+// std::runtime_error on anything that is not one complete, valid JSON document.
+struct Json {
+    enum Type { null, boolean, number, string, array, object } type = null;
+    bool b = false;
+    double n = 0;
+    std::string s;
+    std::vector<Json> items;
+    std::map<std::string, Json> fields;
+    const Json& operator[](const std::string& key) const;  // throws if absent
+    const Json& operator[](std::size_t i) const { return items.at(i); }
+    bool has(const std::string& key) const { return fields.count(key) > 0; }
+};
+Json parse_json(const std::string& text);
+
+// Every file under `dir` (recursively) whose name ends with `suffix`.
+std::vector<std::string> files_ending_with(const std::string& dir, const std::string& suffix);
+
+// A child process: argv[0] is run without a shell, stdout and stderr go to a file. With
+// `file_size_limit` >= 0, RLIMIT_FSIZE is set in the child and SIGXFSZ ignored, so a write
+// past the limit fails with EFBIG like on a full disk.
+class Child {
+public:
+    explicit Child(const std::vector<std::string>& argv, std::int64_t file_size_limit = -1);
+    ~Child();
+    int pid() const { return pid_; }
+    void signal(int sig) const;
+    // Waits for the child to end; exit status (128 + signal when killed by one).
+    CmdResult wait();
+    bool running();
+
+private:
+    int pid_ = -1;
+    int status_ = -1;
+    std::string log_;
+};
 
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);

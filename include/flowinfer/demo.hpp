@@ -32,6 +32,8 @@ enum class DemoModel {
     pointwise_mean, // [1 - m, m], m = mean of the input channels; use mean 0, std 1
     constant,       // every pixel [1 - v, v] with v = param
     throw_after,    // pointwise_mean, but raises "flowinfer test model failure" on call param+1
+    throw_above,    // pointwise_mean, but raises the same for a batch holding a patch whose mean
+                    // input value is above param (fails bright slides only; zeros pass the probe)
     wrong_rank,     // returns [B, H, W]
     downscale,      // pointwise_mean average-pooled by `param` (output smaller than the patch)
     blob_detector,  // finds dark discs of radius ~param px: [B, N, 6] "boxes" (x1,y1,x2,y2,score,class)

@@ -5,10 +5,14 @@
 // - SlidePipeline is a tbb::flow::composite_node: construct it with the user's graph, connect
 //   it with make_edge, and feed it with try_put like any other node. Its constructor loads the
 //   model(s) and may throw ModelError. It must outlive every wait_for_all() on its graph.
-//   stats() and progress() may be read from any thread at any time (atomics).
-// - A model error (load failure, exception in forward, wrong output shape) cancels the graph
-//   it runs in and is rethrown by that graph's wait_for_all(). A slide error (cannot open,
-//   corrupt tile, no MPP) fails that slide only: its SlideResult says status "failed".
+//   stats() and progress() may be read from any thread at any time (atomics); stop() may be
+//   called from any thread at any time.
+// - Errors that belong to one slide fail that slide only, and its SlideResult says status
+//   "failed": it cannot be opened, a tile is corrupt, it has no MPP, or the model threw or
+//   returned a wrong shape for one of its batches (a batch holds patches of one slide only).
+//   Errors that are not about one slide cancel the graph and are rethrown by its
+//   wait_for_all(): an output that cannot be written (OutputError: unwritable directory, full
+//   disk) or a model that cannot be loaded (ModelError, from the constructor).
 #pragma once
 
 #include <flowinfer/config.hpp>
@@ -17,8 +21,10 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -44,13 +50,24 @@ struct OutputInfo {
     std::int64_t objects = -1;  // geojson/csv: features written
 };
 
+// A slide's state in summary.json.
+// - pending: not finished when the summary was written (summary.json is rewritten as each
+//   slide finishes, so a killed run leaves the slides it had not finished pending);
+// - ok: every output written;
+// - failed: a slide error; `error` says what;
+// - interrupted: the run stopped before the slide finished (a signal, or an error that is
+//   not about one slide); `error` says why. Nothing of it is left under a final name.
+enum class SlideStatus { pending, ok, failed, interrupted };
+const char* to_string(SlideStatus s) noexcept;
+
 struct SlideResult {
     std::uint32_t index = 0;
     std::string path;
-    bool ok = false;
-    std::string error;  // set when !ok
-    std::int64_t patches = 0;          // patches run (every read group)
-    std::int64_t patches_skipped = 0;  // left out by tissue detection
+    SlideStatus status = SlideStatus::pending;
+    bool ok() const { return status == SlideStatus::ok; }
+    std::string error;  // failed, interrupted: what went wrong
+    std::int64_t patches = 0;             // patches run (every read group)
+    std::int64_t patches_skipped = 0;     // left out by tissue detection
     double wall_s = 0.0;
     std::vector<OutputInfo> outputs;
 };
@@ -81,7 +98,17 @@ struct Progress {
     std::int64_t in_flight = 0;       // the same, now
 };
 
+// The run as a whole, in summary.json's "state".
+// - running: a summary written while slides are still being processed;
+// - finished: every slide has a result (ok or failed);
+// - interrupted: stopped on request (RunStop: SIGINT, SIGTERM in the CLI);
+// - failed: stopped by an error that is not about one slide (RunSummary::error).
+enum class RunState { running, finished, interrupted, failed };
+const char* to_string(RunState s) noexcept;
+
 struct RunSummary {
+    RunState state = RunState::running;
+    std::string error;  // interrupted, failed: why the run stopped
     std::vector<SlideResult> slides;
     std::int64_t patches = 0;
     double wall_s = 0.0;
@@ -107,6 +134,16 @@ public:
     Progress progress() const;
     RuntimeInfo runtime() const;
 
+    // Stops admitting work: no further slide is opened and no further patch enters the
+    // graph. Patches already admitted still flow; cancel the graph to drop them too.
+    void stop();
+
+    // `fn` sees every SlideResult from the node body that made it, before it is sent on
+    // output port 0, so a result is not lost when the graph is cancelled just after it (its
+    // files are then already under their final names). Calls are serialised; an exception
+    // thrown by `fn` cancels the graph like any node's. Set it before the first try_put.
+    void observe_results(std::function<void(const SlideResult&)> fn);
+
 private:
     struct Impl;
     std::unique_ptr<Impl> impl_;
@@ -115,10 +152,37 @@ private:
 // Observer for run(): called from a background thread about twice a second.
 using ProgressFn = void (*)(const Progress&, double elapsed_s, void* user);
 
+// Asks a run() to stop (the CLI's SIGINT/SIGTERM): no new patch is admitted, the graph is
+// cancelled, unfinished slides' temporary files are removed, and run() returns a summary
+// whose state is "interrupted" instead of throwing.
+// Thread safety: request() and requested() may be called from any thread, before or during
+// run(); request() is not async-signal-safe (it takes a mutex): call it from a normal thread.
+class RunStop {
+public:
+    void request(const std::string& reason);
+    bool requested() const { return requested_.load(std::memory_order_acquire); }
+    std::string reason() const;
+    // For run(): `fn` is called once when a stop is requested (at once if it already was);
+    // nullptr removes it. request() and this call exclude each other, so once it returns
+    // with nullptr the previous `fn` is not running and will not run.
+    void on_request(std::function<void()> fn);
+
+private:
+    mutable std::mutex mu_;
+    std::atomic<bool> requested_{false};
+    std::string reason_;
+    std::function<void()> fn_;
+};
+
 // Processes every slide of cfg in one graph, writes outputs and <output_dir>/summary.json.
-// Slide failures are reported in the summary; a model or output error is rethrown after
-// partial outputs are removed.
-RunSummary run(const Config& cfg, ProgressFn progress = nullptr, void* user = nullptr);
+// summary.json is written before the first slide and rewritten (atomically) as each slide
+// finishes, so a killed run leaves a valid summary of what it finished. Slide failures are
+// reported in the summary. An error that is not about one slide (a model that cannot be
+// loaded, an output that cannot be written) is rethrown after partial outputs are removed and
+// the summary is written with state "failed". `stop` (optional) ends the run early: see
+// RunStop.
+RunSummary run(const Config& cfg, ProgressFn progress = nullptr, void* user = nullptr,
+               RunStop* stop = nullptr);
 
 // summary.json text for `s` (the schema in README.md).
 std::string summary_json(const RunSummary& s);

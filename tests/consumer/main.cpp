@@ -32,8 +32,8 @@ int main(int argc, char** argv) {
     tbb::flow::function_node<flowinfer::SlideResult> sink(g, tbb::flow::serial,
                                                            [&](const flowinfer::SlideResult& r) {
                                                                std::printf("%s: %s\n", r.path.c_str(),
-                                                                           r.ok ? "ok" : r.error.c_str());
-                                                               ok += r.ok;
+                                                                           r.ok() ? "ok" : r.error.c_str());
+                                                               ok += r.ok();
                                                                return tbb::flow::continue_msg();
                                                            });
     tbb::flow::make_edge(tbb::flow::output_port<0>(pipeline), sink);
