@@ -424,13 +424,19 @@ ModelOutput Model::run_any(const void* input, bool rgb, int n, int h, int w, int
 }
 
 void Model::warm_up(int batch, int patch_size) {
-    // cuDNN autotunes per input shape on first use: pay for it here, on every slot, not on
-    // the first batches of the first slide.
-    if (!wants_rgb()) return;
-    const std::size_t bytes = static_cast<std::size_t>(batch) * patch_size * patch_size * 3;
-    std::shared_ptr<std::uint8_t> input = host_bytes(bytes);
-    std::fill(input.get(), input.get() + bytes, std::uint8_t(0));
-    for (int slot = 0; slot < slots(); ++slot) run_rgb(input.get(), batch, patch_size, patch_size, slot);
+    // First calls are slow: cuDNN autotunes per input shape, oneDNN builds its kernels for
+    // the shape, the allocators grow. Pay for it here (on every GPU slot), not on the first
+    // batches of the first slide (the benchmark's model ceiling is warmed up the same way).
+    const std::size_t count = static_cast<std::size_t>(batch) * patch_size * patch_size * 3;
+    if (wants_rgb()) {
+        std::shared_ptr<std::uint8_t> input = host_bytes(count);
+        std::fill(input.get(), input.get() + count, std::uint8_t(0));
+        for (int slot = 0; slot < slots(); ++slot) run_rgb(input.get(), batch, patch_size, patch_size, slot);
+    } else {
+        std::shared_ptr<float> input = host_buffer(count);
+        std::fill(input.get(), input.get() + count, 0.0f);
+        run(input.get(), batch, patch_size, patch_size, 0);  // CPU slots share the same kernels
+    }
 }
 
 ModelOutput Model::probe(int patch_size) {

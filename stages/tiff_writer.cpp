@@ -11,9 +11,12 @@
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
+#include <map>
+#include <tuple>
 #include <unordered_map>
 #include <fcntl.h>
 #include <unistd.h>
+#include <zlib.h>
 
 namespace flowinfer {
 
@@ -145,6 +148,10 @@ struct PyramidTiffWriter::Impl {
     bool spilled = false;
 
     std::vector<std::uint8_t> scratch;
+    // The current directory's codec, for write_uniform(). Precompressed one-value tiles by
+    // (bytes, row bytes, value): the row length matters to the predictor.
+    bool dir_deflate = false, dir_predictor = false;
+    std::map<std::tuple<std::int64_t, int, std::uint8_t>, std::vector<std::uint8_t>> uniform_tiles;
 
     [[noreturn]] void fail(const std::string& problem) { throw OutputError(final_path, problem); }
 
@@ -214,8 +221,9 @@ struct PyramidTiffWriter::Impl {
             }
             // Horizontal differencing helps smooth images; label indices have no order, so
             // differencing them only adds entropy.
-            if (comp != Compression::none && !palette)
-                ok &= TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) == 1;
+            dir_deflate = comp == Compression::deflate;
+            dir_predictor = comp != Compression::none && !palette;
+            if (dir_predictor) ok &= TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) == 1;
         }
         if (palette) {
             std::vector<std::uint16_t> r(256), gr(256), b(256);
@@ -337,8 +345,39 @@ struct PyramidTiffWriter::Impl {
         st.present = false;
     }
 
+    // A deflate tile of one value (background, mostly) is compressed once and its bytes
+    // reused: deflating the same 64 KiB of zeros tile after tile was most of the write
+    // stage's time on a half-empty slide. The bytes are what libtiff's encoder would make
+    // of it: a zlib stream of the tile after the horizontal predictor (each row: its first
+    // pixel, then zero differences).
+    bool write_uniform(int level, ttile_t t, const std::uint8_t* buf, std::int64_t bytes) {
+        if (!dir_deflate || bytes < 2 || std::memcmp(buf, buf + 1, static_cast<std::size_t>(bytes - 1)) != 0)
+            return false;
+        const int ch = layout.channels;
+        const int row_bytes = geom[level].file_tw * ch;
+        const auto key = std::make_tuple(bytes, dir_predictor ? row_bytes : 0, buf[0]);
+        auto it = uniform_tiles.find(key);
+        if (it == uniform_tiles.end()) {
+            std::vector<std::uint8_t> plain(static_cast<std::size_t>(bytes), buf[0]);
+            if (dir_predictor)
+                for (std::int64_t row = 0; row < bytes; row += row_bytes)
+                    std::fill(plain.begin() + row + ch, plain.begin() + std::min(bytes, row + row_bytes), 0);
+            uLongf size = compressBound(static_cast<uLong>(bytes));
+            std::vector<std::uint8_t> packed(size);
+            if (compress2(packed.data(), &size, plain.data(), static_cast<uLong>(bytes), layout.deflate_level) != Z_OK)
+                return false;
+            packed.resize(size);
+            it = uniform_tiles.emplace(key, std::move(packed)).first;
+        }
+        if (TIFFWriteRawTile(tif, t, it->second.data(), static_cast<tmsize_t>(it->second.size())) < 0 ||
+            !tiff_error.empty())
+            fail_tiff(fmt::format("cannot write level {} tile {}", level, t));
+        return true;
+    }
+
     void write_encoded(int level, std::uint32_t x, std::uint32_t y, std::uint8_t* buf, std::int64_t bytes) {
         const ttile_t t = TIFFComputeTile(tif, x, y, 0, 0);
+        if (write_uniform(level, t, buf, bytes)) return;
         if (TIFFWriteEncodedTile(tif, t, buf, bytes) < 0 || !tiff_error.empty())
             fail_tiff(fmt::format("cannot write level {} tile at ({}, {})", level, x, y));
     }
