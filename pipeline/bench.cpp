@@ -33,7 +33,10 @@ int cores(const Config& cfg) {
     return cfg.threads > 0 ? cfg.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
 }
 
-// The slide and the first `n` patches of the first model's walk, as the pipeline reads them.
+// The slide and `n` patches of the first model's walk: all of them when there are no more
+// than `n`, else 8 runs of n/8 consecutive patches spread evenly over the walk. Runs keep the
+// pipeline's locality (neighbouring patches share JPEG tiles in OpenSlide's cache); spreading
+// them keeps the mix of tissue and background, which decode at different speeds.
 struct Sample {
     SlidePtr ctx;
     std::vector<PatchKey> keys;
@@ -46,7 +49,16 @@ Sample sample_patches(const Config& cfg, std::int64_t n) {
     s.ctx->slide = std::make_unique<Slide>(cfg.slides.front());
     s.ctx->plans.push_back(plan_slide(*s.ctx->slide, 0, tiling_for(cfg, cfg.models.front()), cfg));
     const SlidePlan& plan = s.ctx->plans.front();
-    for (std::uint64_t i = 0; i < plan.count() && static_cast<std::int64_t>(i) < n; ++i) s.keys.push_back(plan.key(i));
+    const std::uint64_t count = plan.count(), want = static_cast<std::uint64_t>(std::max<std::int64_t>(1, n));
+    if (count <= want) {
+        for (std::uint64_t i = 0; i < count; ++i) s.keys.push_back(plan.key(i));
+        return s;
+    }
+    constexpr std::uint64_t kRuns = 8;
+    const std::uint64_t run = std::max<std::uint64_t>(1, want / kRuns);
+    for (std::uint64_t r = 0; r < kRuns && s.keys.size() < want; ++r)
+        for (std::uint64_t i = r * count / kRuns, end = std::min(count, i + run); i < end && s.keys.size() < want; ++i)
+            s.keys.push_back(plan.key(i));
     return s;
 }
 
