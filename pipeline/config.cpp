@@ -40,7 +40,8 @@ const std::vector<Section>& sections() {
          {"patch_size", "overlap", "mpp", "level", "sections", "subsections", "tissue",
           "tissue_threshold"}},
         {"runtime",
-         {"device", "readers", "max_in_flight", "threads", "torch_threads", "infer_slots"}},
+         {"device", "readers", "max_in_flight", "threads", "torch_threads", "infer_slots",
+          "on_read_error"}},
     };
     return all;
 }
@@ -516,6 +517,10 @@ void read_runtime(const Context& c, const toml::table& root, Config& cfg) {
         cfg.torch_threads = read_int(c, "runtime.torch_threads", *n, 0);
     if (const toml::node* n = t->get("infer_slots"))
         cfg.infer_slots = read_int(c, "runtime.infer_slots", *n, 0);
+    if (const toml::node* n = t->get("on_read_error"))
+        cfg.on_read_error = read_choice<ReadErrorPolicy>(c, "runtime.on_read_error", *n,
+                                                         {{"fail", ReadErrorPolicy::fail},
+                                                          {"skip", ReadErrorPolicy::skip}});
 }
 
 void check_in_flight(const Context& c, const toml::table& root, const Config& cfg) {
@@ -919,6 +924,14 @@ const char* to_string(DetectionFormat f) noexcept {
         case DetectionFormat::boxes: return "boxes";
         case DetectionFormat::yolov8: return "yolov8";
         case DetectionFormat::yolov5: return "yolov5";
+    }
+    return "?";
+}
+
+const char* to_string(ReadErrorPolicy p) noexcept {
+    switch (p) {
+        case ReadErrorPolicy::fail: return "fail";
+        case ReadErrorPolicy::skip: return "skip";
     }
     return "?";
 }

@@ -201,7 +201,7 @@ struct SlidePipeline::Impl {
                    }
                    if (cur->group < cur->ctx->plans.size()) std::get<1>(out).try_put(cur);
                }),
-          read_region(g, std::max(1, cfg.readers), ReadRegion(counters[kRead])),
+          read_region(g, std::max(1, cfg.readers), ReadRegion(counters[kRead], cfg.on_read_error)),
           normalize(g, unlimited,
                     [st = make_normalize()](const Patch& p, NormalizeNode::output_ports_type& out) {
                         for (SlotFilled& s : st(p)) std::get<0>(out).try_put(std::move(s));

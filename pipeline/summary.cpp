@@ -50,8 +50,9 @@ std::string summary_json(const RunSummary& s) {
         j += i ? ",\n    {" : "\n    {";
         j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), quote(to_string(r.status)));
         if (!r.error.empty()) j += fmt::format("\"error\": {}, ", quote(r.error));
-        j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"wall_s\": {}, \"outputs\": [",
-                         r.patches, r.patches_skipped, number(r.wall_s));
+        j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"patches_unreadable\": {}, \"wall_s\": {}, "
+                         "\"outputs\": [",
+                         r.patches, r.patches_skipped, r.patches_unreadable, number(r.wall_s));
         for (std::size_t k = 0; k < r.outputs.size(); ++k) {
             const OutputInfo& o = r.outputs[k];
             j += fmt::format("{}{{\"model\": {}, \"kind\": {}, \"format\": {}, \"path\": {}", k ? ", " : "",

@@ -13,6 +13,7 @@ BatchPtr BatchAssembler::make_batch(const SlidePtr& ctx) const {
     b->patch_size = patch_size_;
     b->keys.resize(batch_size_);
     b->tickets.resize(batch_size_);
+    b->unreadable.assign(static_cast<std::size_t>(batch_size_), 0);
     const std::size_t values = static_cast<std::size_t>(batch_size_) * 3 * patch_size_ * patch_size_;
     if (rgb_) b->rgb = model_->host_bytes(values);
     else b->floats = model_->host_buffer(values);
@@ -29,6 +30,7 @@ Slot BatchAssembler::reserve(const Patch& patch) {
     Slot slot{open.batch, open.reserved++};
     slot.batch->keys[slot.index] = patch.key;
     slot.batch->tickets[slot.index] = patch.ticket;
+    slot.batch->unreadable[slot.index] = patch.unreadable ? 1 : 0;
     const std::uint64_t total = ++reserved_total_[slide];
     const bool slide_done = total == ctx->plans[patch.key.group].count();
     if (slide_done || open.reserved == batch_size_) {

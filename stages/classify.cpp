@@ -116,6 +116,7 @@ SinkOut Classify::operator()(const InferResult& r) const {
             rows.kind = WriteMsg::objects;
             const double ds = plan.downsample(), side = plan.patch_size * ds;
             for (int i = 0; i < n; ++i) {
+                if (batch.unreadable[static_cast<std::size_t>(i)]) continue;  // no row; its heatmap pixel stays 0
                 const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
                 const float* p = r.out.data.data() + static_cast<std::size_t>(i) * channels_;
                 const std::size_t col = std::lower_bound(plan.xs.begin(), plan.xs.end(), k.x) - plan.xs.begin();

@@ -8,7 +8,8 @@
 // class with a palette for C > 2; patches that did not run are 0), <model>.csv (x, y, w, h
 // in level-0 pixels and one probability column per class) and <model>.geojson (one
 // objectType "tile" rectangle per patch, classified by its argmax class, probabilities as
-// measurements), which QuPath imports.
+// measurements), which QuPath imports. An unreadable patch (on_read_error = "skip") has no
+// row and no feature, and its heatmap pixel is 0.
 //
 // Memory: the heatmap is one byte per patch; rows stream to the writer as batches finish.
 //

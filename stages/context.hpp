@@ -61,6 +61,7 @@ struct SlideContext {
     std::chrono::steady_clock::time_point start;
     std::vector<ModelSlide> models;  // per model
     std::string tissue_preview;      // path of the mask preview, if written
+    std::atomic<std::int64_t> patches_unreadable{0};  // read_region (on_read_error = "skip")
 
     // A slide error: the first message wins; later stages skip the slide's work but still
     // pass its patches on, so tokens return and the slide's result is emitted once.

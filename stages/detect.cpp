@@ -75,7 +75,8 @@ SinkOut Detect::operator()(const InferResult& r) const {
         for (int i = 0; i < n; ++i) {
             const PatchKey& k = batch.keys[static_cast<std::size_t>(i)];
             st.seen[k.seq] = true;
-            if (r.out.n != n) continue;  // a placeholder: nothing ran
+            // A placeholder, or an unreadable patch: nothing ran, no objects.
+            if (r.out.n != n || batch.unreadable[static_cast<std::size_t>(i)]) continue;
             const std::int64_t d1 = r.out.shape.at(1), d2 = r.out.shape.at(2);
             PatchPlacement place;
             place.ox = k.x * ds;

@@ -3,7 +3,7 @@
 // patches share (ObjectMerger: whole views beat cut ones, cut pieces are joined), streaming:
 // once every patch before a section has been seen, the objects above that section are final
 // and go to <model>.geojson (QuPath detections) and <model>.csv (x1, y1, x2, y2, score,
-// class) as they are.
+// class) as they are. An unreadable patch (on_read_error = "skip") contributes no objects.
 //
 // Memory: live objects are those near the unfinished sections, plus one bit per patch.
 //

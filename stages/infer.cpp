@@ -30,7 +30,7 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
     if (batch->group != group_) return std::nullopt;
     const int n = batch->target.load(std::memory_order_acquire);
     InferResult r{batch, index_, {}};
-    if (batch->ctx->failed() || batch->keys[0].placeholder) return r;
+    if (batch->ctx->failed() || batch->keys[0].placeholder || !batch->any_readable()) return r;
     BusyScope busy(*counter_, n);
     struct Lease {
         SlotPool* pool;

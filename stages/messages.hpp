@@ -50,12 +50,13 @@ struct PatchTask {
 };
 
 // RGB pixels of one patch on the working grid (patch_size^2 * 3, row-major, interleaved);
-// empty when the slide has failed or the patch is a placeholder.
+// empty when the slide has failed, the patch is a placeholder, or it is unreadable.
 struct Patch {
     SlidePtr ctx;
     PatchKey key;
     TicketPtr ticket;
     std::vector<std::uint8_t> rgb;
+    bool unreadable = false;  // OpenSlide could not read it (runtime.on_read_error = "skip")
 };
 
 // Up to `capacity` patches of one slide, shared by every model of its batch group: normalized
@@ -68,6 +69,15 @@ struct Batch {
     int patch_size = 0;
     std::vector<PatchKey> keys;   // slot i holds keys[i]
     std::vector<TicketPtr> tickets;
+    // Slot i's patch could not be read: its slot holds no pixels, sinks leave it out. Set by
+    // the assembler (under its lock) when the slot is reserved.
+    std::vector<std::uint8_t> unreadable;
+    bool any_readable() const {
+        const int n = target.load(std::memory_order_acquire);
+        for (int i = 0; i < n; ++i)
+            if (!unreadable[static_cast<std::size_t>(i)]) return true;
+        return false;
+    }
     std::atomic<int> consumers{0};  // models still to finish with this batch
     std::shared_ptr<float> floats;       // from Model::host_buffer
     std::shared_ptr<std::uint8_t> rgb;   // from Model::host_bytes (pinned)

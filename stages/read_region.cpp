@@ -87,28 +87,41 @@ Patch ReadRegion::operator()(const PatchTask& task) const {
     const int n = plan.patch_size;
     thread_local std::vector<std::uint32_t> argb;
     thread_local std::vector<std::uint8_t> region;
-    try {
-        patch.rgb.resize(static_cast<std::size_t>(n) * n * 3);
-        const double ds = plan.level_downsample;
-        if (plan.resize == 1.0) {
-            argb.resize(static_cast<std::size_t>(n) * n);
-            ctx.slide->read_rgb(std::llround(task.key.x * ds), std::llround(task.key.y * ds), plan.level,
-                                n, n, argb.data(), patch.rgb.data());
-            return patch;
-        }
-        // Footprint on the read level, widened to whole pixels.
-        const double fx = task.key.x * plan.resize, fy = task.key.y * plan.resize;
-        const std::int64_t x0 = static_cast<std::int64_t>(std::floor(fx));
-        const std::int64_t y0 = static_cast<std::int64_t>(std::floor(fy));
-        const std::int64_t span = static_cast<std::int64_t>(std::ceil(n * plan.resize)) + 1;
-        argb.resize(static_cast<std::size_t>(span * span));
+    patch.rgb.resize(static_cast<std::size_t>(n) * n * 3);
+    const double ds = plan.level_downsample;
+    // Footprint on the read level: the patch itself, or (resize) its area widened to whole pixels.
+    const bool direct = plan.resize == 1.0;
+    const double fx = task.key.x * plan.resize, fy = task.key.y * plan.resize;
+    const std::int64_t x0 = direct ? task.key.x : static_cast<std::int64_t>(std::floor(fx));
+    const std::int64_t y0 = direct ? task.key.y : static_cast<std::int64_t>(std::floor(fy));
+    const std::int64_t span = direct ? n : static_cast<std::int64_t>(std::ceil(n * plan.resize)) + 1;
+    argb.resize(static_cast<std::size_t>(span * span));
+    std::uint8_t* into = patch.rgb.data();
+    if (!direct) {
         region.resize(static_cast<std::size_t>(span * span * 3));
-        ctx.slide->read_rgb(std::llround(x0 * ds), std::llround(y0 * ds), plan.level, span, span,
-                            argb.data(), region.data());
-        area_resize(region.data(), span, span, fx - x0, fy - y0, plan.resize, n, patch.rgb.data());
+        into = region.data();
+    }
+    const auto read = [&](bool isolated) {
+        const std::int64_t lx = std::llround(x0 * ds), ly = std::llround(y0 * ds);
+        if (isolated) ctx.slide->read_rgb_isolated(lx, ly, plan.level, span, span, argb.data(), into);
+        else ctx.slide->read_rgb(lx, ly, plan.level, span, span, argb.data(), into);
+    };
+    try {
+        try {
+            read(false);
+        } catch (const SlideError&) {
+            if (on_error_ == ReadErrorPolicy::fail) throw;
+            read(true);  // this region's own error, or a neighbour's that broke the shared handle?
+        }
+        if (!direct) area_resize(region.data(), span, span, fx - x0, fy - y0, plan.resize, n, patch.rgb.data());
     } catch (const SlideError& e) {
-        task.ctx->fail(e.what());
         patch.rgb.clear();
+        if (on_error_ == ReadErrorPolicy::fail) {
+            task.ctx->fail(e.what());
+        } else {
+            patch.unreadable = true;
+            task.ctx->patches_unreadable.fetch_add(1, std::memory_order_relaxed);
+        }
     }
     return patch;
 }

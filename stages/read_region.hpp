@@ -3,6 +3,12 @@
 // Thread safety: operator() is const and runs on `runtime.readers` threads at once; the
 // slide handle is shared (OpenSlide is thread-safe) and scratch buffers are per thread.
 //
+// A region OpenSlide cannot read (a corrupt tile) fails the slide, or with
+// runtime.on_read_error = "skip" makes the patch unreadable: it flows on without pixels, is
+// counted in the slide's patches_unreadable, and the sinks leave it out. Before a patch is
+// called unreadable its region is read once more on a handle of its own, because a failed
+// read also breaks the shared handle for the reads running beside it (see slide.hpp).
+//
 // When the plan resizes (no level at the requested mpp), the patch's footprint on the read
 // level is read and shrunk with area averaging: each output pixel is the mean of the level
 // pixels it covers, fractional coverage weighted, as an anti-aliased downscale must be.
@@ -11,15 +17,19 @@
 #include "stages/messages.hpp"
 #include "stages/stage_stats.hpp"
 
+#include <flowinfer/config.hpp>
+
 namespace flowinfer {
 
 class ReadRegion {
 public:
-    explicit ReadRegion(StageCounter& counter) : counter_(&counter) {}
+    explicit ReadRegion(StageCounter& counter, ReadErrorPolicy on_error = ReadErrorPolicy::fail)
+        : counter_(&counter), on_error_(on_error) {}
     Patch operator()(const PatchTask& task) const;
 
 private:
     StageCounter* counter_;
+    ReadErrorPolicy on_error_;
 };
 
 // Area-averaging resize of an RGB region: `src` is sw x sh pixels whose origin lies at

@@ -15,50 +15,66 @@ namespace {
 constexpr double kMaxTiffMpp = 20.0;
 }  // namespace
 
-Slide::Slide(std::string path) : path_(std::move(path)) {
-    std::error_code ec;
-    if (!std::filesystem::exists(path_, ec)) throw SlideError(path_, "file not found");
-    if (!std::filesystem::is_regular_file(path_, ec)) throw SlideError(path_, "not a regular file");
-    // detect_vendor distinguishes "not a slide" from "a slide OpenSlide failed to read".
-    const char* vendor = openslide_detect_vendor(path_.c_str());
-    osr_ = openslide_open(path_.c_str());
-    if (!osr_) {
-        throw SlideError(path_, vendor ? fmt::format("OpenSlide cannot open this {} file", vendor)
-                                       : "not a format OpenSlide recognises");
+struct Slide::Handle {
+    openslide_t* osr = nullptr;
+    // Throws SlideError (missing file, unsupported format, OpenSlide error on open).
+    explicit Handle(const std::string& path) {
+        std::error_code ec;
+        if (!std::filesystem::exists(path, ec)) throw SlideError(path, "file not found");
+        if (!std::filesystem::is_regular_file(path, ec)) throw SlideError(path, "not a regular file");
+        // detect_vendor distinguishes "not a slide" from "a slide OpenSlide failed to read".
+        const char* vendor = openslide_detect_vendor(path.c_str());
+        osr = openslide_open(path.c_str());
+        if (!osr) {
+            throw SlideError(path, vendor ? fmt::format("OpenSlide cannot open this {} file", vendor)
+                                          : "not a format OpenSlide recognises");
+        }
+        if (const char* err = openslide_get_error(osr)) {
+            std::string msg = err;
+            openslide_close(osr);
+            osr = nullptr;
+            throw SlideError(path, "OpenSlide: " + msg);
+        }
     }
-    if (const char* err = openslide_get_error(osr_)) {
-        std::string msg = err;
-        openslide_close(osr_);
-        osr_ = nullptr;
-        throw SlideError(path_, "OpenSlide: " + msg);
+    ~Handle() {
+        if (osr) openslide_close(osr);
     }
+    Handle(const Handle&) = delete;
+    Handle& operator=(const Handle&) = delete;
+};
+
+Slide::Slide(std::string path) : path_(std::move(path)), handle_(std::make_shared<Handle>(path_)) {
     if (level_count() < 1 || level_width(0) <= 0 || level_height(0) <= 0)
         throw SlideError(path_, "slide has no readable level");
 }
 
-Slide::~Slide() {
-    if (osr_) openslide_close(osr_);
+Slide::~Slide() = default;
+
+std::shared_ptr<Slide::Handle> Slide::current() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return handle_;
 }
 
-int Slide::level_count() const { return openslide_get_level_count(osr_); }
+int Slide::level_count() const { return openslide_get_level_count(current()->osr); }
 
 std::int64_t Slide::level_width(int level) const {
     std::int64_t w = 0, h = 0;
-    openslide_get_level_dimensions(osr_, level, &w, &h);
+    openslide_get_level_dimensions(current()->osr, level, &w, &h);
     return w;
 }
 
 std::int64_t Slide::level_height(int level) const {
     std::int64_t w = 0, h = 0;
-    openslide_get_level_dimensions(osr_, level, &w, &h);
+    openslide_get_level_dimensions(current()->osr, level, &w, &h);
     return h;
 }
 
-double Slide::level_downsample(int level) const { return openslide_get_level_downsample(osr_, level); }
+double Slide::level_downsample(int level) const { return openslide_get_level_downsample(current()->osr, level); }
 
 double Slide::mpp() const {
-    const auto number = [this](const char* name) {
-        const char* v = openslide_get_property_value(osr_, name);
+    const std::shared_ptr<Handle> h = current();
+    const auto number = [&h](const char* name) {
+        const char* v = openslide_get_property_value(h->osr, name);
         if (!v) return 0.0;
         char* end = nullptr;
         const double d = std::strtod(v, &end);
@@ -68,7 +84,7 @@ double Slide::mpp() const {
     // OpenSlide 3.4.1 does not turn a generic TIFF's resolution tags into openslide.mpp-x
     // (4.0 does); derive it the same way, so flowinfer's own outputs and synthetic slides
     // and other resolution-tagged TIFFs keep their scale.
-    const char* unit = openslide_get_property_value(osr_, "tiff.ResolutionUnit");
+    const char* unit = openslide_get_property_value(h->osr, "tiff.ResolutionUnit");
     const double res = number("tiff.XResolution");
     if (!unit || res <= 0.0) return 0.0;
     const std::string u = unit;
@@ -78,10 +94,10 @@ double Slide::mpp() const {
     return mpp <= kMaxTiffMpp ? mpp : 0.0;
 }
 
-void Slide::read_rgb(std::int64_t x0, std::int64_t y0, int level, std::int64_t w, std::int64_t h,
-                     std::uint32_t* argb, std::uint8_t* rgb) const {
-    openslide_read_region(osr_, argb, x0, y0, level, w, h);
-    if (const char* err = openslide_get_error(osr_))
+void Slide::read_on(const Handle& handle, std::int64_t x0, std::int64_t y0, int level, std::int64_t w,
+                    std::int64_t h, std::uint32_t* argb, std::uint8_t* rgb) const {
+    openslide_read_region(handle.osr, argb, x0, y0, level, w, h);
+    if (const char* err = openslide_get_error(handle.osr))
         throw SlideError(path_, fmt::format("reading level {} at ({}, {}) size {}x{}: {}", level,
                                             x0, y0, w, h, err));
     const std::int64_t n = w * h;
@@ -93,6 +109,39 @@ void Slide::read_rgb(std::int64_t x0, std::int64_t y0, int level, std::int64_t w
         rgb[3 * i + 1] = static_cast<std::uint8_t>(((p >> 8) & 0xffu) + inv);
         rgb[3 * i + 2] = static_cast<std::uint8_t>((p & 0xffu) + inv);
     }
+}
+
+void Slide::read_rgb(std::int64_t x0, std::int64_t y0, int level, std::int64_t w, std::int64_t h,
+                     std::uint32_t* argb, std::uint8_t* rgb) const {
+    const std::shared_ptr<Handle> handle = current();
+    try {
+        read_on(*handle, x0, y0, level, w, h, argb, rgb);
+    } catch (const SlideError&) {
+        // Replace the broken handle unless another failed read has done so already. Opening
+        // outside the lock: other readers go on with whatever handle they hold meanwhile.
+        bool replace = false;
+        {
+            std::lock_guard<std::mutex> lock(mu_);
+            replace = handle_ == handle;
+        }
+        if (replace) {
+            std::shared_ptr<Handle> fresh;
+            try {
+                fresh = std::make_shared<Handle>(path_);
+            } catch (const SlideError&) {
+                // The file went away or changed: keep the broken handle; later reads fail.
+            }
+            std::lock_guard<std::mutex> lock(mu_);
+            if (fresh && handle_ == handle) handle_ = std::move(fresh);
+        }
+        throw;
+    }
+}
+
+void Slide::read_rgb_isolated(std::int64_t x0, std::int64_t y0, int level, std::int64_t w, std::int64_t h,
+                              std::uint32_t* argb, std::uint8_t* rgb) const {
+    const Handle own(path_);
+    read_on(own, x0, y0, level, w, h, argb, rgb);
 }
 
 }  // namespace flowinfer

@@ -152,7 +152,7 @@ void Stitch::finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx
         const auto [r0, r1] = covering(st.out_y, st.out_patch, y0, y1);
         bool all_run = true;
         for (std::size_t i = r0; i < r1 && all_run; ++i)
-            for (std::size_t j = c0; j < c1 && all_run; ++j) all_run = plan.runs(j, i);
+            for (std::size_t j = c0; j < c1 && all_run; ++j) all_run = st.runs(plan, j, i);
         // The blend weight of each pixel: the windows of the running patches covering it,
         // summed. Where they all run it is the separable product; otherwise add them up.
         thread_local std::vector<float> weight;
@@ -160,7 +160,7 @@ void Stitch::finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx
             weight.assign(static_cast<std::size_t>(T) * T, 0.0f);
             for (std::size_t i = r0; i < r1; ++i) {
                 for (std::size_t j = c0; j < c1; ++j) {
-                    if (!plan.runs(j, i)) continue;
+                    if (!st.runs(plan, j, i)) continue;
                     const std::int64_t ya = std::max(y0, st.out_y[i]), yb = std::min(y1, st.out_y[i] + st.out_patch);
                     const std::int64_t xa = std::max(x0, st.out_x[j]), xb = std::min(x1, st.out_x[j] + st.out_patch);
                     const float* win = &st.window[static_cast<std::size_t>(xa - st.out_x[j])];
@@ -212,7 +212,7 @@ void Stitch::add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& k
             const std::int64_t x0 = std::max(ox, tx * T), x1 = std::min(x_end, (tx + 1) * T);
             const float* win = &st.window[static_cast<std::size_t>(x0 - ox)];
             const int n = static_cast<int>(x1 - x0);
-            for (int a = 0; a < st.acc_channels; ++a) {
+            for (int a = 0; data && a < st.acc_channels; ++a) {
                 const float* src_plane = data + static_cast<std::size_t>(first_ch + a) * plane;
                 float* dst_plane = acc.sum.data() + static_cast<std::size_t>(a) * T * T;
                 for (std::int64_t y = y0; y < y1; ++y) {
@@ -234,15 +234,26 @@ SinkOut Stitch::operator()(const InferResult& r) const {
     return run_sink(r, *counter_, [&](SlideContext& ctx, ModelSlide& ms, const SlidePlan& plan, int n, SinkOut& out) {
         const Batch& batch = *r.batch;
         if (!ms.stitch) start_slide(ctx, plan, out.messages);
-        if (r.out.n != n) return;  // a placeholder: nothing ran
-        if (r.out.c != channels_ || r.out.h != out_patch_ || r.out.w != out_patch_)
+        const bool ran = r.out.n == n;  // not for a placeholder, nor a batch of unreadable patches
+        if (ran && (r.out.c != channels_ || r.out.h != out_patch_ || r.out.w != out_patch_))
             throw ModelError(cfg_->models[static_cast<std::size_t>(model_)].name,
                              fmt::format("output shape changed: [{}, {}, {}, {}] after [1, {}, {}, {}] at start-up",
                                          r.out.n, r.out.c, r.out.h, r.out.w, channels_, out_patch_, out_patch_));
+        StitchState& st = *ms.stitch;
         const std::size_t per = static_cast<std::size_t>(channels_) * out_patch_ * out_patch_;
-        for (int i = 0; i < n; ++i)
-            add_patch(*ms.stitch, plan, batch.keys[static_cast<std::size_t>(i)], r.out.data.data() + i * per,
-                      out.messages);
+        for (int i = 0; i < n; ++i) {
+            const PatchKey& key = batch.keys[static_cast<std::size_t>(i)];
+            if (batch.unreadable[static_cast<std::size_t>(i)]) {
+                // Left out before any tile it covers is finished: received, nothing added.
+                if (st.missing.empty()) st.missing.assign(st.out_x.size() * st.out_y.size(), 0);
+                const std::size_t col = std::lower_bound(plan.xs.begin(), plan.xs.end(), key.x) - plan.xs.begin();
+                const std::size_t row = std::lower_bound(plan.ys.begin(), plan.ys.end(), key.y) - plan.ys.begin();
+                st.missing[row * st.out_x.size() + col] = 1;
+                add_patch(st, plan, key, nullptr, out.messages);
+            } else if (ran) {
+                add_patch(st, plan, key, r.out.data.data() + i * per, out.messages);
+            }
+        }
     });
 }
 

@@ -12,7 +12,8 @@
 // border (blend "weighted"), which down-weights the border pixels a model sees with little
 // context. The TIFF gets one 8-bit channel: for C == 1, round(255 * out0); for C == 2,
 // round(255 * out1) (the probability of class 1); for C > 2 the argmax class index, with a
-// palette. Pixels that no running patch covers (tissue detection skipped them) are 0.
+// palette. Pixels that no running patch covers (tissue detection skipped them, or they were
+// unreadable) are 0.
 //
 // Memory: only tiles that some, but not all, of their patches have reached are held: about
 // the output width times (section height + overlap), one float per pixel (C <= 2) or C.
@@ -48,6 +49,13 @@ struct StitchState {
     // The blend weight is separable, so where every patch covering a tile runs, a pixel's
     // total weight is wx * wy: no per-tile pass over the covering patches.
     std::vector<float> inv_wx, inv_wy;
+    // Per patch (row-major over out_y x out_x): unreadable (on_read_error = "skip"), so left
+    // out like a patch tissue detection skipped. Empty while no patch is.
+    std::vector<std::uint8_t> missing;
+    // Whether patch (col, row) adds to the map: planned to run and not missing.
+    bool runs(const SlidePlan& plan, std::size_t col, std::size_t row) const {
+        return plan.runs(col, row) && (missing.empty() || !missing[row * out_x.size() + col]);
+    }
 
     struct Acc {
         std::vector<float> sum;  // acc_channels * T * T, weighted
@@ -66,6 +74,7 @@ public:
 
 private:
     void start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<WriteMsg>& messages) const;
+    // data == nullptr: a missing patch, counted as received for its tiles, adding nothing.
     void add_patch(StitchState& st, const SlidePlan& plan, const PatchKey& key, const float* data,
                    std::vector<WriteMsg>& messages) const;
     void finish_tile(StitchState& st, const SlidePlan& plan, std::int64_t tx, std::int64_t ty,

@@ -58,6 +58,7 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
         r.patches += static_cast<std::int64_t>(p.tissue_filtered ? p.kept.size() : p.count());
         r.patches_skipped += static_cast<std::int64_t>(p.skipped());
     }
+    r.patches_unreadable = ctx.patches_unreadable.load(std::memory_order_relaxed);
     if (!ctx.failed()) finish_outputs(ctx);
     r.status = ctx.failed() ? SlideStatus::failed : SlideStatus::ok;
     if (r.ok()) {

@@ -114,6 +114,14 @@ BOOST_AUTO_TEST_CASE(each_negative_slide_fails_cleanly) {
         BOOST_TEST(!fs::exists(dir / ("out/" + stem + "/mean.tif")), name);
         BOOST_TEST(!fs::exists(dir / ("out/" + stem + "/mean.tif.partial")), name);
     }
+    // With on_read_error = "skip", the corrupt tile is one unreadable patch, not a failure.
+    auto r = run("run " + config(fit::shared_slide("negative/unreadable.svs")) +
+                 " --quiet --set runtime.on_read_error=skip");
+    BOOST_TEST(r.exit_code == 0);
+    const fit::Json j = fit::parse_json(fit::read_text(dir / "out/summary.json"));
+    BOOST_TEST(j["slides"][0]["status"].s == "ok");
+    BOOST_TEST(j["slides"][0]["patches_unreadable"].n == 1);
+    BOOST_TEST(fs::exists(dir / "out/unreadable/mean.tif"));
 }
 
 BOOST_AUTO_TEST_CASE(small_slide_works) {

@@ -166,6 +166,7 @@ BOOST_AUTO_TEST_CASE(absent_keys_keep_their_defaults) {
     BOOST_TEST(c.threads == 0);
     BOOST_TEST(c.torch_threads == 0);
     BOOST_TEST(c.infer_slots == 0);
+    BOOST_TEST((c.on_read_error == flowinfer::ReadErrorPolicy::fail));
     BOOST_TEST_REQUIRE(c.models.size() == 1u);
     const flowinfer::ModelConfig& m = c.models[0];
     BOOST_TEST((m.task == dm.task));
@@ -225,6 +226,14 @@ BOOST_AUTO_TEST_CASE(enum_spellings) {
                          kModel);
         BOOST_TEST((c.compression == value));
     }
+    for (auto p : {flowinfer::ReadErrorPolicy::fail, flowinfer::ReadErrorPolicy::skip}) {
+        Config c = parse(kMinimal + "[runtime]\non_read_error = \"" + to_string(p) + "\"\n");
+        BOOST_TEST((c.on_read_error == p));
+        BOOST_TEST((parse(kMinimal, {std::string("runtime.on_read_error=") + to_string(p)}).on_read_error == p));
+    }
+    BOOST_TEST(to_string(flowinfer::ReadErrorPolicy::skip) == std::string("skip"));
+    expect_error(kMinimal + "[runtime]\non_read_error = \"ignore\"\n", "runtime.on_read_error", 9, 17,
+                 "must be one of: fail, skip (got 'ignore')");
 }
 
 // ---------------------------------------------------------------------------------------------

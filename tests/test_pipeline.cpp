@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE test_pipeline
 #include <boost/test/unit_test.hpp>
 
+#include "stages/slide.hpp"
 #include "tests/test_support.hpp"
 
 #include <flowinfer/config.hpp>
@@ -773,6 +774,181 @@ BOOST_AUTO_TEST_CASE(tissue_detection_on_a_real_slide) {
     BOOST_TEST(b.slides[0].patches_skipped == 3 * 2);
     const fit::Image blank_map = fit::read_level(output_named(b.slides[0], "mean", "tiff").path, 0);
     BOOST_TEST(std::all_of(blank_map.rgb.begin(), blank_map.rgb.end(), [](std::uint8_t v) { return v == 0; }));
+}
+
+// ---------------------------------------------------------------------------------------------
+// runtime.on_read_error
+
+namespace {
+
+// Level-0 patch positions along an axis, shifted inward at the end (the layout's rule,
+// written again here).
+std::vector<std::int64_t> positions(std::int64_t extent, int patch, int overlap) {
+    std::vector<std::int64_t> p;
+    for (std::int64_t x = 0;; x += patch - overlap) {
+        if (x + patch >= extent) {
+            p.push_back(std::max<std::int64_t>(0, extent - patch));
+            break;
+        }
+        p.push_back(x);
+    }
+    return p;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(key_runtime_on_read_error_skip_leaves_the_bad_patches_out) {
+    // A JPEG slide and a copy with one corrupt 256x256 tile at (512, 256).
+    SyntheticSlideSpec spec;
+    spec.width = 1280;
+    spec.height = 1024;
+    spec.tissue_fraction = 0.9;
+    spec.jpeg_quality = 90;
+    write_synthetic_slide(dir / "intact.tiff", spec);
+    fs::create_directories(dir / "bad");
+    fs::copy_file(dir / "intact.tiff", dir / "bad/intact.tiff");
+    fit::corrupt_tile(dir / "bad/intact.tiff", 0, 2, 1);
+    const std::string intact = dir / "intact.tiff", bad = dir / "bad/intact.tiff";
+    BOOST_CHECK_THROW(fit::read_level(bad, 0), std::runtime_error);  // OpenSlide does fail on it
+
+    // "fail" (the default): the slide fails, naming the slide and the region.
+    Config c = config({bad}, model(DemoModel::pointwise_mean), 256, 0);
+    c.output_dir = dir / "out-fail";
+    RunSummary s = run(c);
+    BOOST_TEST((s.slides.at(0).status == SlideStatus::failed));
+    BOOST_TEST(s.slides[0].error.find(bad) != std::string::npos, s.slides[0].error);
+    BOOST_TEST(s.slides[0].error.find("reading level 0") != std::string::npos);
+    BOOST_TEST(!fs::exists(dir / "out-fail/intact/mean.tif"));
+
+    for (int overlap : {0, 64}) {
+        c = config({intact}, model(DemoModel::pointwise_mean), 256, overlap);
+        c.readers = 4;  // reads beside the failing one see the broken handle too
+        c.output_dir = dir / fmt::format("out-intact-{}", overlap);
+        const fit::Image want = fit::read_level(output_of(run(c)), 0);
+        c.slides = {bad};
+        c.on_read_error = ReadErrorPolicy::skip;
+        c.output_dir = dir / fmt::format("out-skip-{}", overlap);
+        s = run(c);
+        BOOST_REQUIRE(s.slides.at(0).ok());
+        const fit::Image got = fit::read_level(output_of(s), 0);
+        BOOST_REQUIRE_EQUAL(got.width, want.width);
+        BOOST_REQUIRE_EQUAL(got.height, want.height);
+
+        // Independently: the patches whose footprint meets the corrupt tile are unreadable.
+        const auto xs = positions(1280, 256, overlap), ys = positions(1024, 256, overlap);
+        const auto meets = [](std::int64_t p, std::int64_t lo) { return p < lo + 256 && p + 256 > lo; };
+        std::vector<std::pair<std::int64_t, std::int64_t>> unreadable, readable;
+        for (std::int64_t y : ys)
+            for (std::int64_t x : xs) (meets(x, 512) && meets(y, 256) ? unreadable : readable).emplace_back(x, y);
+        BOOST_TEST(s.slides[0].patches == std::int64_t(xs.size() * ys.size()));
+        BOOST_TEST(s.slides[0].patches_unreadable == std::int64_t(unreadable.size()), "overlap " << overlap);
+        const fit::Json j = fit::parse_json(fit::read_text(fs::path(c.output_dir) / "summary.json"));
+        BOOST_TEST(j["slides"][0]["patches_unreadable"].n == double(unreadable.size()));
+
+        // A pixel only unreadable patches cover is 0; one a readable patch covers is what the
+        // intact slide gives (the pointwise model gives every patch the same value there; 1
+        // of rounding where fewer patches are averaged). That includes every patch read after
+        // the bad one, on the reopened handle.
+        const auto covered_by = [](const std::vector<std::pair<std::int64_t, std::int64_t>>& ps, std::int64_t x,
+                                   std::int64_t y) {
+            for (const auto& [px, py] : ps)
+                if (x >= px && x < px + 256 && y >= py && y < py + 256) return true;
+            return false;
+        };
+        std::int64_t zeros = 0, bad_px = 0, worst = 0;
+        for (std::int64_t y = 0; y < got.height; ++y)
+            for (std::int64_t x = 0; x < got.width; ++x) {
+                const int g = got.at(x, y)[0], w = want.at(x, y)[0];
+                if (!covered_by(readable, x, y)) {
+                    ++zeros;
+                    bad_px += g != 0;
+                } else {
+                    worst = std::max<std::int64_t>(worst, std::abs(g - w));
+                    bad_px += std::abs(g - w) > 1;
+                }
+            }
+        BOOST_TEST_MESSAGE("overlap " << overlap << ": " << unreadable.size() << " unreadable patches, " << zeros
+                                      << " pixels left out, worst difference elsewhere " << worst);
+        BOOST_TEST(zeros > 0);
+        BOOST_TEST(bad_px == 0, "overlap " << overlap);
+        if (overlap == 0) BOOST_TEST(worst == 0);
+    }
+
+    // Classification: no row and a 0 heatmap pixel for the bad patch, the rest as intact.
+    c = config({bad}, model(DemoModel::patch_classifier), 256, 0);
+    c.models[0].task = Task::classification;
+    c.on_read_error = ReadErrorPolicy::skip;
+    c.output_dir = dir / "out-cls";
+    s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok());
+    BOOST_TEST(s.slides[0].patches_unreadable == 1);
+    const auto rows = read_csv(output_named(s.slides[0], "mean", "csv").path);
+    BOOST_TEST(rows.size() == 1u + 5 * 4 - 1);
+    for (std::size_t i = 1; i < rows.size(); ++i)
+        BOOST_TEST(!(rows[i][0] == "512" && rows[i][1] == "256"), "a row for the unreadable patch");
+    BOOST_TEST(output_named(s.slides[0], "mean", "geojson").objects == 5 * 4 - 1);
+    const fit::Image heat = fit::read_level(output_named(s.slides[0], "mean", "tiff").path, 0);
+    const int zoom = int(heat.width / 5);  // small heatmaps are zoomed (see classification)
+    BOOST_TEST(int(heat.at(2 * zoom, 1 * zoom)[0]) == 0);
+    BOOST_TEST(int(heat.at(1 * zoom, 1 * zoom)[0]) > 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_failed_read_does_not_break_later_reads) {
+    // OpenSlide's error state is sticky: after the corrupt tile, the same handle fails every
+    // read. The Slide swaps in a fresh handle, so the next read of a good region works.
+    SyntheticSlideSpec spec;
+    spec.width = 768;
+    spec.height = 512;
+    spec.jpeg_quality = 0;
+    write_synthetic_slide(dir / "s.tiff", spec);
+    fit::corrupt_tile(dir / "s.tiff", 0, 1, 0);
+    const Slide slide(dir / "s.tiff");
+    std::vector<std::uint32_t> argb(256 * 256);
+    std::vector<std::uint8_t> rgb(256 * 256 * 3);
+    BOOST_CHECK_THROW(slide.read_rgb(256, 0, 0, 256, 256, argb.data(), rgb.data()), SlideError);
+    for (std::int64_t x : {0, 512}) {
+        slide.read_rgb(x, 256, 0, 256, 256, argb.data(), rgb.data());
+        std::uint8_t want[3];
+        synthetic_pixel(spec, x + 100, 256 + 50, want);
+        BOOST_TEST(int(rgb[(50 * 256 + 100) * 3 + 1]) == int(want[1]));
+    }
+    BOOST_CHECK_THROW(slide.read_rgb_isolated(256, 0, 0, 256, 256, argb.data(), rgb.data()), SlideError);
+    slide.read_rgb_isolated(0, 0, 0, 256, 256, argb.data(), rgb.data());
+}
+
+BOOST_AUTO_TEST_CASE(key_runtime_on_read_error_skip_on_a_real_corrupt_slide_and_detection) {
+    // negative/unreadable.svs: one 16x16 patch, whose tile OpenSlide cannot decode.
+    Config c = config({fit::shared_slide("negative/unreadable.svs")}, model(DemoModel::pointwise_mean));
+    c.on_read_error = ReadErrorPolicy::skip;
+    RunSummary s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok());
+    BOOST_TEST(s.slides[0].patches == 1);
+    BOOST_TEST(s.slides[0].patches_unreadable == 1);
+    const fit::Image map = fit::read_level(output_of(s), 0);
+    BOOST_TEST(map.width == 16);
+    BOOST_TEST(std::all_of(map.rgb.begin(), map.rgb.end(), [](std::uint8_t v) { return v == 0; }));
+
+    // Detection: a disc in the corrupt tile is not found, every other disc is, once.
+    std::vector<Disc> discs;
+    for (int j = 0; j < 3; ++j)
+        for (int i = 0; i < 4; ++i) discs.push_back(Disc{128.0 + 256 * i, 128.0 + 256 * j, 10});
+    write_disc_slide(dir / "discs.tiff", 1024, 768, discs);
+    fit::corrupt_tile(dir / "discs.tiff", 0, 1, 1);
+    c = config({dir / "discs.tiff"}, model(DemoModel::blob_detector, 10), 256, 0);
+    c.models[0].task = Task::detection;
+    c.models[0].conf_threshold = 0.5f;
+    c.on_read_error = ReadErrorPolicy::skip;
+    c.output_dir = dir / "out-det";
+    s = run(c);
+    BOOST_REQUIRE(s.slides.at(0).ok());
+    BOOST_TEST(s.slides[0].patches_unreadable == 1);
+    const auto rows = read_csv(output_named(s.slides[0], "mean", "csv").path);
+    BOOST_REQUIRE_EQUAL(rows.size(), 1u + discs.size() - 1);
+    for (std::size_t i = 1; i < rows.size(); ++i) {
+        const double cx = (std::stod(rows[i][0]) + std::stod(rows[i][2])) / 2;
+        const double cy = (std::stod(rows[i][1]) + std::stod(rows[i][3])) / 2;
+        BOOST_TEST(std::hypot(cx - 384, cy - 384) > 100, "an object from the unreadable tile");
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

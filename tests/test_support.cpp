@@ -1,6 +1,7 @@
 #include "tests/test_support.hpp"
 
 #include <openslide.h>
+#include <tiffio.h>
 
 #include <cctype>
 #include <cerrno>
@@ -330,6 +331,37 @@ CmdResult Child::wait() {
     std::error_code ec;
     if (fs::exists(log_, ec)) r.output = read_text(log_);
     return r;
+}
+
+}  // namespace fit
+
+namespace fit {
+
+void corrupt_tile(const std::string& path, int dir, int tx, int ty) {
+    TIFF* t = TIFFOpen(path.c_str(), "r");
+    if (!t) throw std::runtime_error("cannot open " + path);
+    std::uint64_t offset = 0, bytes = 0;
+    if (TIFFSetDirectory(t, static_cast<tdir_t>(dir))) {
+        std::uint32_t tw = 0, th = 0, w = 0;
+        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
+        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
+        TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
+        const ttile_t index = TIFFComputeTile(t, static_cast<std::uint32_t>(tx) * tw, static_cast<std::uint32_t>(ty) * th, 0, 0);
+        std::uint64_t* offsets = nullptr;
+        std::uint64_t* counts = nullptr;
+        if (tw && TIFFGetField(t, TIFFTAG_TILEOFFSETS, &offsets) && TIFFGetField(t, TIFFTAG_TILEBYTECOUNTS, &counts) &&
+            index < TIFFNumberOfTiles(t)) {
+            offset = offsets[index];
+            bytes = counts[index];
+        }
+    }
+    TIFFClose(t);
+    if (bytes == 0) throw std::runtime_error("no such tile in " + path);
+    std::fstream f(path, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(offset));
+    const std::string zeros(static_cast<std::size_t>(bytes), '\0');
+    f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
+    if (!f) throw std::runtime_error("cannot corrupt a tile of " + path);
 }
 
 }  // namespace fit

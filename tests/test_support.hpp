@@ -79,6 +79,10 @@ private:
     std::string log_;
 };
 
+// Overwrites the stored bytes of tile (tx, ty) of TIFF directory `dir` with zeros: the
+// decoder (JPEG, deflate) then fails on that tile, as on a slide with a corrupt tile.
+void corrupt_tile(const std::string& tiff, int dir, int tx, int ty);
+
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 bool exists(const std::string& path);

@@ -20,6 +20,9 @@ enum class Precision { fp32, fp16, bf16 };
 enum class Activation { softmax, sigmoid, none };
 enum class Blend { average, weighted };
 enum class Compression { deflate, lzw, none };
+// What a region OpenSlide cannot read (a corrupt tile) does: fail its slide, or leave that
+// patch out and go on.
+enum class ReadErrorPolicy { fail, skip };
 
 // A class name and its display colour (GeoJSON classification, label-map palette).
 struct ClassSpec {
@@ -94,6 +97,9 @@ struct Config {
     int threads = 0;        // TBB worker threads; 0: all cores
     int torch_threads = 0;  // LibTorch intra-op threads; 0: derived (README)
     int infer_slots = 0;    // concurrent infer calls; 0: 1 on CPU, 2 per GPU
+    // fail: a read error fails the slide. skip: the patch is left out (0 in maps, no row, no
+    // objects) and counted in summary.json's patches_unreadable; the slide goes on.
+    ReadErrorPolicy on_read_error = ReadErrorPolicy::fail;
 
     // [[models]]
     std::vector<ModelConfig> models;
@@ -117,5 +123,6 @@ const char* to_string(Activation a) noexcept;
 const char* to_string(Blend b) noexcept;
 const char* to_string(Task t) noexcept;
 const char* to_string(DetectionFormat f) noexcept;
+const char* to_string(ReadErrorPolicy p) noexcept;
 
 }  // namespace flowinfer

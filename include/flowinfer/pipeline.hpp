@@ -68,6 +68,7 @@ struct SlideResult {
     std::string error;  // failed, interrupted: what went wrong
     std::int64_t patches = 0;             // patches run (every read group)
     std::int64_t patches_skipped = 0;     // left out by tissue detection
+    std::int64_t patches_unreadable = 0;  // of `patches`, left out as unreadable (on_read_error = "skip")
     double wall_s = 0.0;
     std::vector<OutputInfo> outputs;
 };
