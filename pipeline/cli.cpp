@@ -5,6 +5,8 @@
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "stages/atomic_file.hpp"
+
 #include <fmt/format.h>
 
 #include <malloc.h>
@@ -164,13 +166,7 @@ int cmd_bench(const std::vector<std::string>& a) {
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);
     const fs::path out = fs::path(cfg.output_dir) / "bench.json";
-    const fs::path partial = out.string() + ".partial";
-    {
-        std::ofstream f(partial);
-        f << flowinfer::bench_json(r);
-        if (!f) throw flowinfer::OutputError(out.string(), "cannot write");
-    }
-    fs::rename(partial, out);
+    flowinfer::write_file_atomically(out.string(), flowinfer::bench_json(r));
     std::printf("bench: %s\n", out.c_str());
     return kOk;
 }

@@ -1,5 +1,6 @@
 #include "stages/object_writer.hpp"
 
+#include "stages/atomic_file.hpp"
 #include "stages/json.hpp"
 
 #include <flowinfer/errors.hpp>
@@ -11,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <random>
+#include <unistd.h>
 
 namespace flowinfer {
 
@@ -225,9 +227,13 @@ void ObjectWriter::finish() {
         if (std::fwrite(kTail, 1, sizeof kTail - 1, geojson_) != sizeof kTail - 1)
             fail(geojson_path_, "write failed");
     }
-    // Close both before renaming either: a close can still report a failed write (full disk).
-    const bool geo_ok = !geojson_ || (std::fflush(geojson_) == 0 && !std::ferror(geojson_));
-    const bool csv_ok = !csv_ || (std::fflush(csv_) == 0 && !std::ferror(csv_));
+    // Sync and close both before renaming either: a flush, a sync or a close can still report
+    // a failed write (full disk).
+    const auto stored = [](std::FILE* f) {
+        return !f || (std::fflush(f) == 0 && !std::ferror(f) && (::fsync(fileno(f)) == 0 || errno == EINVAL));
+    };
+    const bool geo_ok = stored(geojson_);
+    const bool csv_ok = stored(csv_);
     if (!geo_ok) fail(geojson_path_, "write failed");
     if (!csv_ok) fail(csv_path_, "write failed");
     const int geo_close = geojson_ ? std::fclose(geojson_) : 0;
@@ -237,14 +243,17 @@ void ObjectWriter::finish() {
     csv_ = nullptr;
     if (csv_close != 0) fail(csv_path_, "close failed");
 
-    if (!geojson_path_.empty() && std::rename(geojson_partial_.c_str(), geojson_path_.c_str()) != 0)
-        fail(geojson_path_, fmt::format("cannot rename {}", geojson_partial_));
-    if (!csv_path_.empty() && std::rename(csv_partial_.c_str(), csv_path_.c_str()) != 0) {
-        const int err = errno;
+    bool geo_renamed = false;
+    try {
+        if (!geojson_path_.empty()) commit_file(geojson_partial_, geojson_path_);
+        geo_renamed = true;
+        if (!csv_path_.empty()) commit_file(csv_partial_, csv_path_);
+    } catch (const OutputError&) {
         // Keep the pair consistent: no GeoJSON under its final name without its CSV.
-        if (!geojson_path_.empty()) std::remove(geojson_path_.c_str());
-        errno = err;
-        fail(csv_path_, fmt::format("cannot rename {}", csv_partial_));
+        if (geo_renamed && !geojson_path_.empty()) std::remove(geojson_path_.c_str());
+        discard();
+        finished_ = true;
+        throw;
     }
     finished_ = true;
 }

@@ -7,8 +7,9 @@
 // (the graph's write node is serial). Distinct writers are independent.
 //
 // Features and rows are written as they come (nothing is collected in memory), to
-// "<path>.partial" files. finish() renames both to their final names only once both are
-// complete, so a failed or cancelled slide never leaves a truncated file under a final name;
+// "<path>.partial" files. finish() syncs both to disk and renames them to their final names
+// only once both are complete (see atomic_file.hpp), so a failed or cancelled slide, a full
+// disk or a crash never leaves a truncated file under a final name;
 // a writer destroyed without finish() removes its partial files.
 #pragma once
 

@@ -1,5 +1,7 @@
 #include "stages/tiff_writer.hpp"
 
+#include "stages/atomic_file.hpp"
+
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
@@ -156,7 +158,12 @@ struct PyramidTiffWriter::Impl {
     [[noreturn]] void fail(const std::string& problem) { throw OutputError(final_path, problem); }
 
     [[noreturn]] void fail_tiff(const std::string& what) {
-        std::string msg = tiff_error.empty() ? what : fmt::format("{}: {}", what, tiff_error);
+        // libtiff's message ("Write error at scanline 0") does not say why; the failed write's
+        // errno does when the disk refused it (full, file too large, quota, I/O error).
+        const int err = errno;
+        const bool disk = err == ENOSPC || err == EFBIG || err == EDQUOT || err == EIO;
+        std::string msg = disk ? fmt::format("{}: {}", what, std::strerror(err)) : what;
+        if (!tiff_error.empty()) msg = fmt::format("{}: {}", msg, tiff_error);
         tiff_error.clear();
         broken = true;
         fail(msg);
@@ -552,11 +559,20 @@ void PyramidTiffWriter::finish() {
         if (!TIFFWriteDirectory(d.tif) || !d.tiff_error.empty())
             d.fail_tiff(fmt::format("cannot write level {} directory", k));
     }
+    // TIFFClose closes the descriptor too: keep a copy to sync the file once libtiff is done.
+    const int sync_fd = ::dup(TIFFFileno(d.tif));
     TIFFClose(d.tif);
     d.tif = nullptr;
-    if (!d.tiff_error.empty()) d.fail_tiff("cannot close TIFF");
-    if (std::rename(d.partial_path.c_str(), d.final_path.c_str()) != 0)
-        d.fail(fmt::format("cannot rename {} to the final name: {}", d.partial_path, std::strerror(errno)));
+    if (sync_fd < 0) d.fail(fmt::format("cannot sync {}: {}", d.partial_path, std::strerror(errno)));
+    try {
+        if (!d.tiff_error.empty()) d.fail_tiff("cannot close TIFF");
+        sync_file(sync_fd, d.final_path);
+    } catch (...) {
+        ::close(sync_fd);
+        throw;
+    }
+    ::close(sync_fd);
+    commit_file(d.partial_path, d.final_path);
     d.finished = true;
     if (d.spill_fd >= 0) {
         ::close(d.spill_fd);

@@ -11,9 +11,9 @@
 // OpenSlide 3.4.1 with libtiff 4.5 misreads levels narrower or shorter than one tile, so such
 // levels are written with the largest smaller tile that is a multiple of 16; when level 0
 // itself is that small, its tiles are kept (within spill_bytes) and cut in finish().
-// The file is written as "<final>.partial" next to the final path and renamed only by a
-// successful finish(); a writer destroyed unfinished removes it, so the final name never
-// holds a half-written file.
+// The file is written as "<final>.partial" next to the final path, synced to disk and renamed
+// only by a successful finish() (see atomic_file.hpp); a writer destroyed unfinished removes
+// it, so the final name never holds a half-written file.
 #pragma once
 
 #include <flowinfer/config.hpp>

@@ -2,6 +2,7 @@
 // low-resolution view of the slide read in bounded chunks. See tissue.hpp for the contract.
 #include "stages/tissue.hpp"
 
+#include "stages/atomic_file.hpp"
 #include "stages/slide.hpp"
 
 #include <flowinfer/errors.hpp>
@@ -338,21 +339,7 @@ void write_mask_preview(const std::string& path, const TissueMask& mask) {
     put_chunk(png, "IDAT", z.data(), z.size());
     put_chunk(png, "IEND", nullptr, 0);
 
-    const std::string partial = path + ".partial";
-    const auto fail = [&](const std::string& what) {
-        std::error_code ec;
-        std::filesystem::remove(partial, ec);
-        throw OutputError(path, what);
-    };
-    std::FILE* fp = std::fopen(partial.c_str(), "wb");
-    if (!fp) throw OutputError(path, fmt::format("cannot create {}: {}", partial, std::strerror(errno)));
-    const std::size_t written = std::fwrite(png.data(), 1, png.size(), fp);
-    const int err = written == png.size() ? 0 : errno;
-    if (std::fclose(fp) != 0 || written != png.size())
-        fail(fmt::format("cannot write {}: {}", partial, std::strerror(err ? err : errno)));
-    std::error_code ec;
-    std::filesystem::rename(partial, path, ec);
-    if (ec) fail(fmt::format("cannot rename {} to the final name: {}", partial, ec.message()));
+    write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
 }
 
 }  // namespace flowinfer

@@ -8,7 +8,12 @@
 
 #include <fmt/format.h>
 
+#include <chrono>
+#include <csignal>
 #include <filesystem>
+#include <optional>
+#include <thread>
+#include <unistd.h>
 
 namespace fs = std::filesystem;
 using namespace flowinfer;
@@ -269,6 +274,99 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
     r = run("run " + cfg + " --quiet --profile");
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(contains(r, "bottleneck: "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Many slides, no lost work: a full disk, an unwritable directory
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// summary.json, parsed, whenever it exists. It is only ever renamed into place whole, so a
+// file that exists and does not parse is a bug, reported as a test error.
+std::optional<fit::Json> read_summary(const std::string& path) {
+    if (!fs::exists(path)) return std::nullopt;
+    try {
+        return fit::parse_json(fit::read_text(path));
+    } catch (const std::exception& e) {
+        BOOST_ERROR("summary.json exists but is not valid JSON: " << e.what());
+        return std::nullopt;
+    }
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(full_disk_stops_the_run_naming_the_file_and_leaves_no_partial) {
+    // RLIMIT_FSIZE makes every write past 100 kB fail with EFBIG, as a full disk fails with
+    // ENOSPC: summary.json (a few kB) fits, the maps and object files do not.
+    const std::string slide = fit::shared_slide("CMU-1-Small-Region.svs");
+    struct Case {
+        const char* what;
+        std::vector<std::string> set;
+        const char* file;
+    };
+    const Case cases[] = {
+        {"segmentation map", {}, "mean.tif"},
+        {"classification objects", {"models.0.task=classification", "tiling.patch_size=32", "tiling.overlap=0",
+                                    "models.0.batch_size=64", "runtime.max_in_flight=256"},
+         "mean."},
+    };
+    const std::string cfg = config(slide);
+    write_demo_model(dir / "cls.pt", DemoModel::patch_classifier);
+    for (const Case& c : cases) {
+        BOOST_TEST_CONTEXT(c.what) {
+            const std::string out = dir / ("out-" + std::to_string(&c - cases));
+            std::vector<std::string> argv = {kCli, "run", cfg, "--quiet", "--set", "output.dir=" + out};
+            for (const std::string& s : c.set) argv.insert(argv.end(), {"--set", s});
+            if (!c.set.empty()) argv.insert(argv.end(), {"--set", "models.0.path=" + dir / "cls.pt"});
+            fit::Child child(argv, 100 * 1024);
+            const fit::CmdResult r = child.wait();
+            BOOST_TEST_MESSAGE(r.output);
+            BOOST_TEST(r.exit_code == 1);
+            BOOST_TEST(r.output.find("File too large") != std::string::npos);
+            BOOST_TEST(r.output.find(out + "/CMU-1-Small-Region/" + c.file) != std::string::npos);
+            BOOST_TEST(fit::files_ending_with(out, ".partial").empty());
+            for (const char* f : {"mean.tif", "mean.geojson", "mean.csv"})
+                BOOST_TEST(!fs::exists(out + "/CMU-1-Small-Region/" + f), f);
+            const auto j = read_summary(out + "/summary.json");
+            BOOST_REQUIRE(j);
+            BOOST_TEST((*j)["state"].s == "failed");
+            BOOST_TEST((*j)["error"].s.find("File too large") != std::string::npos);
+            BOOST_TEST((*j)["slides"][0]["status"].s == "interrupted");
+        }
+    }
+    // Not even summary.json fits: the run stops before loading the model, naming it.
+    const std::string out = dir / "out-tiny";
+    fit::Child child({kCli, "run", cfg, "--quiet", "--set", "output.dir=" + out}, 64);
+    const fit::CmdResult r = child.wait();
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(r.output.find(out + "/summary.json: cannot write") != std::string::npos, r.output);
+    BOOST_TEST(fit::files_ending_with(out, "").size() == 0u);  // an empty directory
+}
+
+BOOST_AUTO_TEST_CASE(unwritable_output_directory_is_a_clear_error) {
+    const std::string slide = fit::shared_slide("small.svs");
+    // A path through a regular file: no user, root included, can create it.
+    fit::write_text(dir / "file", "x");
+    auto r = run("run " + config(slide) + " --quiet --set output.dir=file/out");
+    BOOST_TEST(r.exit_code == 1);
+    BOOST_TEST(contains(r, "output " + dir / "file/out: cannot create output directory"));
+    // A directory without write permission (root writes anyway: checked for other users).
+    if (::geteuid() != 0) {
+        fs::create_directories(dir / "ro");
+        fs::permissions(dir / "ro", fs::perms::owner_read | fs::perms::owner_exec);
+        r = run("run " + config(slide) + " --quiet --set output.dir=ro");
+        BOOST_TEST(r.exit_code == 1);
+        BOOST_TEST(contains(r, dir / "ro/summary.json"));
+        BOOST_TEST(contains(r, "Permission denied"));
+        fs::permissions(dir / "ro", fs::perms::owner_all);
+        BOOST_TEST(fit::files_ending_with(dir / "ro", "").empty());
+    } else {
+        BOOST_TEST_MESSAGE("running as root: the permission case is left to non-root runs");
+    }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

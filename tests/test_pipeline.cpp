@@ -3,6 +3,7 @@
 #define BOOST_TEST_MODULE test_pipeline
 #include <boost/test/unit_test.hpp>
 
+#include "stages/atomic_file.hpp"
 #include "stages/slide.hpp"
 #include "tests/test_support.hpp"
 
@@ -255,6 +256,29 @@ BOOST_AUTO_TEST_CASE(model_exception_fails_its_slide_only) {
     }
     BOOST_TEST(!fs::exists(fs::path(c.output_dir) / "CMU-1-Small-Region" / "mean.tif"));
     BOOST_TEST(fit::files_ending_with(c.output_dir, ".partial").empty());
+}
+
+BOOST_AUTO_TEST_CASE(atomic_file_replaces_whole_or_not_at_all) {
+    const std::string path = dir / "summary.json";
+    write_file_atomically(path, "first");
+    write_file_atomically(path, "second, longer");
+    BOOST_TEST(fit::read_text(path) == "second, longer");
+    BOOST_TEST(!fs::exists(partial_path(path)));
+    // The temporary cannot be created (a directory is in its place): the old file stays whole.
+    fs::create_directories(partial_path(path));
+    try {
+        write_file_atomically(path, "third");
+        BOOST_FAIL("expected OutputError");
+    } catch (const OutputError& e) {
+        BOOST_TEST(e.path() == path);
+        BOOST_TEST(std::string(e.what()).find("cannot create " + partial_path(path)) != std::string::npos, e.what());
+    }
+    BOOST_TEST(fit::read_text(path) == "second, longer");
+    // The final name cannot be replaced (a non-empty directory is there): the temporary goes.
+    fs::remove(partial_path(path));
+    fs::create_directories(dir / "taken/x");
+    BOOST_CHECK_THROW(write_file_atomically(dir / "taken", "data"), OutputError);
+    BOOST_TEST(!fs::exists(partial_path(dir / "taken")));
 }
 
 BOOST_AUTO_TEST_CASE(output_error_stops_the_run_with_the_path) {

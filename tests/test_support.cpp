@@ -11,8 +11,10 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
+#include <thread>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -268,23 +270,39 @@ std::vector<std::string> files_ending_with(const std::string& dir, const std::st
     return out;
 }
 
+struct Child::Reader {
+    int fd = -1;
+    mutable std::mutex mu;
+    std::string text;
+    std::thread thread;
+    explicit Reader(int read_fd) : fd(read_fd), thread([this] {
+        char buf[4096];
+        for (;;) {
+            const ssize_t n = ::read(fd, buf, sizeof buf);
+            if (n < 0 && errno == EINTR) continue;
+            if (n <= 0) break;
+            std::lock_guard<std::mutex> lock(mu);
+            text.append(buf, static_cast<std::size_t>(n));
+        }
+    }) {}
+    ~Reader() {
+        if (thread.joinable()) thread.join();
+        ::close(fd);
+    }
+};
+
 Child::Child(const std::vector<std::string>& argv, std::int64_t file_size_limit) {
-    log_ = (fs::temp_directory_path() / ("flowinfer-child-" + std::to_string(::getpid()) + "-" +
-                                          std::to_string(reinterpret_cast<std::uintptr_t>(this)) + ".log"))
-               .string();
     std::vector<char*> args;
     for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error("pipe failed");
     pid_ = ::fork();
     if (pid_ < 0) throw std::runtime_error("fork failed");
     if (pid_ == 0) {
         // Only async-signal-safe calls from here to exec.
-        const int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        if (fd >= 0) {
-            ::dup2(fd, 1);
-            ::dup2(fd, 2);
-            ::close(fd);
-        }
+        ::dup2(fds[1], 1);
+        ::dup2(fds[1], 2);
         if (file_size_limit >= 0) {
             struct rlimit rl;
             rl.rlim_cur = rl.rlim_max = static_cast<rlim_t>(file_size_limit);
@@ -296,6 +314,8 @@ Child::Child(const std::vector<std::string>& argv, std::int64_t file_size_limit)
         ::execv(args[0], args.data());
         ::_exit(127);
     }
+    ::close(fds[1]);
+    reader_ = std::make_unique<Reader>(fds[0]);
 }
 
 Child::~Child() {
@@ -303,8 +323,6 @@ Child::~Child() {
         ::kill(pid_, SIGKILL);
         ::waitpid(pid_, nullptr, 0);
     }
-    std::error_code ec;
-    fs::remove(log_, ec);
 }
 
 void Child::signal(int sig) const { ::kill(pid_, sig); }
@@ -317,7 +335,12 @@ bool Child::running() {
         status_ = st;
         return false;
     }
-    return true;
+    return r == 0;
+}
+
+std::string Child::output() const {
+    std::lock_guard<std::mutex> lock(reader_->mu);
+    return reader_->text;
 }
 
 CmdResult Child::wait() {
@@ -326,10 +349,11 @@ CmdResult Child::wait() {
         while (::waitpid(pid_, &st, 0) < 0 && errno == EINTR) {}
         status_ = st;
     }
+    // The pipe ends when the child (and anything it started) has closed it.
+    if (reader_->thread.joinable()) reader_->thread.join();
     CmdResult r;
     r.exit_code = WIFEXITED(status_) ? WEXITSTATUS(status_) : 128 + WTERMSIG(status_);
-    std::error_code ec;
-    if (fs::exists(log_, ec)) r.output = read_text(log_);
+    r.output = output();
     return r;
 }
 

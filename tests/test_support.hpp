@@ -60,23 +60,26 @@ Json parse_json(const std::string& text);
 // Every file under `dir` (recursively) whose name ends with `suffix`.
 std::vector<std::string> files_ending_with(const std::string& dir, const std::string& suffix);
 
-// A child process: argv[0] is run without a shell, stdout and stderr go to a file. With
-// `file_size_limit` >= 0, RLIMIT_FSIZE is set in the child and SIGXFSZ ignored, so a write
-// past the limit fails with EFBIG like on a full disk.
+// A child process: argv[0] is run without a shell; its stdout and stderr are collected
+// through a pipe (a file would be cut short by the limit below). With `file_size_limit` >= 0,
+// RLIMIT_FSIZE is set in the child and SIGXFSZ ignored, so a write past the limit fails with
+// EFBIG like a write to a full disk.
 class Child {
 public:
     explicit Child(const std::vector<std::string>& argv, std::int64_t file_size_limit = -1);
     ~Child();
     int pid() const { return pid_; }
     void signal(int sig) const;
-    // Waits for the child to end; exit status (128 + signal when killed by one).
+    // Waits for the child to end; exit status (128 + signal when killed by one) and output.
     CmdResult wait();
     bool running();
+    std::string output() const;  // stdout and stderr so far
 
 private:
+    struct Reader;
     int pid_ = -1;
     int status_ = -1;
-    std::string log_;
+    std::unique_ptr<Reader> reader_;
 };
 
 // Overwrites the stored bytes of tile (tx, ty) of TIFF directory `dir` with zeros: the
