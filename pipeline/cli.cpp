@@ -9,22 +9,27 @@
 
 #include <fmt/format.h>
 
+#include <fcntl.h>
 #include <malloc.h>
+#include <signal.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <string>
-#include <unistd.h>
+#include <thread>
 #include <vector>
 
 namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;
+constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when interrupted
 
 const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
 
@@ -53,7 +58,9 @@ usage:
       Writes a TorchScript model built without Python.
   flowinfer --help | --version
 
-exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error
+exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error,
+  130 / 143 stopped by SIGINT / SIGTERM (unfinished slides are "interrupted" in summary.json;
+  a second SIGINT or SIGTERM quits at once)
 )";
 
 struct Usage : std::runtime_error {
@@ -118,6 +125,67 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
     return failed ? kSlideFailed : kOk;
 }
 
+// SIGINT / SIGTERM during a run. The first one stops the run cleanly: no new patches, the
+// graph cancelled, temporaries removed, summary.json written with the unfinished slides
+// "interrupted". That takes locks and allocates, which a signal handler must not, so the
+// handler only records the signal and writes a byte to a pipe (both async-signal-safe); a
+// watcher thread reads the pipe and asks the run to stop. A second signal means "now": the
+// handler calls _exit at once.
+std::atomic<int> g_signal{0};
+std::atomic<int> g_wake_fd{-1};  // the pipe's write end
+static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
+
+extern "C" void on_stop_signal(int sig) {
+    int none = 0;
+    if (!g_signal.compare_exchange_strong(none, sig)) ::_exit(128 + sig);
+    const int saved = errno;
+    const char byte = 1;
+    if (const int fd = g_wake_fd.load(); fd >= 0) (void)!::write(fd, &byte, 1);
+    errno = saved;
+}
+
+class StopOnSignals {
+public:
+    explicit StopOnSignals(flowinfer::RunStop& stop) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
+        read_fd_ = fds[0];
+        write_fd_ = fds[1];
+        g_wake_fd.store(write_fd_);
+        watcher_ = std::thread([this, &stop] {
+            char byte = 0;
+            while (::read(read_fd_, &byte, 1) < 0 && errno == EINTR) {}
+            const int sig = g_signal.load();
+            if (sig == 0) return;  // woken by the destructor
+            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
+            std::fprintf(stderr, "\nflowinfer: %s: stopping; unfinished slides are marked interrupted "
+                                 "(send it again to quit at once)\n", name);
+            stop.request(fmt::format("interrupted by {}", name));
+        });
+        struct sigaction sa {};
+        sa.sa_handler = on_stop_signal;
+        sigemptyset(&sa.sa_mask);
+        sa.sa_flags = SA_RESTART;
+        ::sigaction(SIGINT, &sa, nullptr);
+        ::sigaction(SIGTERM, &sa, nullptr);
+    }
+    // The handlers stay: a signal from here to the exit still stops at once. The pipe stays
+    // open (two descriptors until exit), so the handler never writes to a reused descriptor.
+    ~StopOnSignals() {
+        const char byte = 0;
+        (void)!::write(write_fd_, &byte, 1);
+        watcher_.join();
+    }
+    StopOnSignals(const StopOnSignals&) = delete;
+    StopOnSignals& operator=(const StopOnSignals&) = delete;
+
+    int signal() const { return g_signal.load(); }
+
+private:
+    int read_fd_ = -1, write_fd_ = -1;
+    std::thread watcher_;
+};
+
 int cmd_run(const std::vector<std::string>& a) {
     std::string config;
     std::vector<std::string> overrides;
@@ -140,10 +208,13 @@ int cmd_run(const std::vector<std::string>& a) {
         if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
         cfg.tissue_preview = true;
     }
-    const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress);
+    flowinfer::RunStop stop;
+    StopOnSignals signals(stop);
+    const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress, &stop);
     if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
     if (profile) std::fputs(flowinfer::profile_report(s, cfg).c_str(), stdout);
-    return report(s, cfg);
+    const int rc = report(s, cfg);
+    return s.state == flowinfer::RunState::interrupted ? 128 + signals.signal() : rc;
 }
 
 int cmd_bench(const std::vector<std::string>& a) {

@@ -277,7 +277,7 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Many slides, no lost work: a full disk, an unwritable directory
+// Many slides, no lost work: signals, a killed run, a full disk, an unwritable directory
 
 namespace {
 
@@ -297,7 +297,106 @@ std::optional<fit::Json> read_summary(const std::string& path) {
     }
 }
 
+// Waits until summary.json says the first slide is ok (it is rewritten as each slide
+// finishes); false after `timeout_s` or when the child has ended.
+bool wait_first_slide_ok(fit::Child& child, const std::string& summary, double timeout_s = 120) {
+    const auto t0 = Clock::now();
+    while (seconds_since(t0) < timeout_s && child.running()) {
+        if (auto j = read_summary(summary); j && (*j)["slides"][0]["status"].s == "ok") return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    return false;
+}
+
+// A small slide that finishes at once and a big one that runs for tens of seconds (patch 256
+// every 32 pixels: about 14,000 patches), both made with the synth command.
+struct TwoSlides : Fixture {
+    std::string cfg;
+    TwoSlides() {
+        BOOST_REQUIRE(fit::run_cmd(kCli + " synth " + (dir / "a-small.tiff") + " --width 600 --height 500").exit_code == 0);
+        BOOST_REQUIRE(fit::run_cmd(kCli + " synth " + (dir / "b-big.tiff") + " --width 4000 --height 4000").exit_code == 0);
+        cfg = config(dir / "a-small.tiff", "mean.pt", "");
+        std::string text = fit::read_text(cfg);
+        text.replace(text.find("slides = ["), std::string("slides = [").size(), "slides = [\"" + dir / "b-big.tiff" + "\", ");
+        text.replace(text.find("overlap = 16"), std::string("overlap = 16").size(), "overlap = 224");
+        fit::write_text(cfg, text);
+    }
+    fit::Child start(const std::string& out) {
+        return fit::Child({kCli, "run", cfg, "--quiet", "--set", "output.dir=" + out});
+    }
+};
+
 }  // namespace
+
+BOOST_FIXTURE_TEST_CASE(sigint_and_sigterm_stop_cleanly_and_fast, TwoSlides) {
+    for (const auto& [sig, name, code] : {std::tuple{SIGINT, "SIGINT", 130}, std::tuple{SIGTERM, "SIGTERM", 143}}) {
+        BOOST_TEST_CONTEXT(name) {
+            const std::string out = dir / ("out-" + std::string(name));
+            fit::Child child = start(out);
+            BOOST_REQUIRE(wait_first_slide_ok(child, out + "/summary.json"));
+            std::this_thread::sleep_for(std::chrono::seconds(1));  // well into the big slide
+            BOOST_REQUIRE(child.running());
+            const auto t0 = Clock::now();
+            child.signal(sig);
+            const fit::CmdResult r = child.wait();
+            const double took = seconds_since(t0);
+            BOOST_TEST_MESSAGE(name << ": exit " << r.exit_code << " after " << took << " s: " << r.output);
+            BOOST_TEST(r.exit_code == code);
+            BOOST_TEST(took < 3.0);
+            BOOST_TEST(r.output.find("stopping") != std::string::npos);
+            BOOST_TEST(fit::files_ending_with(out, ".partial").empty());
+            const auto j = read_summary(out + "/summary.json");
+            BOOST_REQUIRE(j);
+            BOOST_TEST((*j)["state"].s == "interrupted");
+            BOOST_TEST((*j)["error"].s == std::string("interrupted by ") + name);
+            BOOST_TEST((*j)["counts"]["ok"].n == 1);
+            BOOST_TEST((*j)["counts"]["interrupted"].n == 1);
+            // What finished is complete and readable; what did not left nothing behind.
+            BOOST_TEST((*j)["slides"][0]["status"].s == "ok");
+            const std::string map = (*j)["slides"][0]["outputs"][0]["path"].s;
+            BOOST_TEST(map == out + "/a-small/mean.tif");
+            BOOST_TEST(fit::read_level(map, 0).width == 600);
+            BOOST_TEST((*j)["slides"][1]["status"].s == "interrupted");
+            BOOST_TEST((*j)["slides"][1]["error"].s.find(name) != std::string::npos);
+            BOOST_TEST(!fs::exists(out + "/b-big/mean.tif"));
+        }
+    }
+}
+
+BOOST_FIXTURE_TEST_CASE(a_second_signal_exits_at_once, TwoSlides) {
+    // The first signal starts the clean stop; a second one during it ends the process with
+    // that signal's code at once (the clean stop would have exited 130 for the first).
+    const std::string out = dir / "out";
+    fit::Child child = start(out);
+    BOOST_REQUIRE(wait_first_slide_ok(child, out + "/summary.json"));
+    child.signal(SIGINT);
+    const auto t0 = Clock::now();
+    while (child.running() && seconds_since(t0) < 10) {
+        if (child.output().find("stopping") != std::string::npos) {
+            child.signal(SIGTERM);
+            break;
+        }
+    }
+    const fit::CmdResult r = child.wait();
+    BOOST_TEST_MESSAGE("exit " << r.exit_code << ": " << r.output);
+    BOOST_TEST(r.exit_code == 143);
+}
+
+BOOST_FIXTURE_TEST_CASE(a_killed_run_leaves_a_valid_summary_of_what_finished, TwoSlides) {
+    const std::string out = dir / "out";
+    fit::Child child = start(out);
+    BOOST_REQUIRE(wait_first_slide_ok(child, out + "/summary.json"));
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    child.signal(SIGKILL);
+    BOOST_TEST(child.wait().exit_code == 128 + SIGKILL);
+    const auto j = read_summary(out + "/summary.json");
+    BOOST_REQUIRE(j);
+    BOOST_TEST((*j)["state"].s == "running");
+    BOOST_TEST((*j)["slides"][0]["status"].s == "ok");
+    BOOST_TEST(fit::read_level((*j)["slides"][0]["outputs"][0]["path"].s, 0).width == 600);
+    BOOST_TEST((*j)["slides"][1]["status"].s == "pending");
+    BOOST_TEST(!fs::exists(out + "/b-big/mean.tif"));  // at most its .partial: SIGKILL cannot be cleaned up after
+}
 
 BOOST_AUTO_TEST_CASE(full_disk_stops_the_run_naming_the_file_and_leaves_no_partial) {
     // RLIMIT_FSIZE makes every write past 100 kB fail with EFBIG, as a full disk fails with
