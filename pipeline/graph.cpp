@@ -12,6 +12,10 @@
 // Backpressure: `max_in_flight` tokens circulate, and `emit` needs one per patch, so no
 // more patches than that are alive between emit and the last sink that uses them. At most
 // kSlidesAhead slides are open at once.
+//
+// Stopping (SlidePipeline::stop, on SIGINT/SIGTERM): plan and emit drop what reaches them, so
+// no slide is opened and no patch admitted from then on, even before the graph's
+// cancellation (run() cancels it next) has reached every node.
 #include "stages/batch_collect.hpp"
 #include "stages/classify.hpp"
 #include "stages/detect.hpp"

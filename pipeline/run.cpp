@@ -136,6 +136,13 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop
             summary.slides.at(r.index) = r;
             write_summary(&pipeline);
         });
+        // Removed before the pipeline and graph go, however this block is left.
+        struct StopHook {
+            RunStop* stop;
+            ~StopHook() {
+                if (stop) stop->on_request(nullptr);
+            }
+        } hook{stop};
         if (stop) stop->on_request([&] {
             pipeline.stop();
             g.cancel();
@@ -152,7 +159,6 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop
                 failure = std::current_exception();
             }
         }
-        if (stop) stop->on_request(nullptr);
         pipeline.observe_results(nullptr);
         if (progress) progress(pipeline.progress(), elapsed(), user);
         summary.stages = pipeline.stats();

@@ -16,8 +16,10 @@
 
 #include <tiffio.h>
 
+#include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <thread>
 
 namespace fs = std::filesystem;
 using namespace flowinfer;
@@ -256,6 +258,42 @@ BOOST_AUTO_TEST_CASE(model_exception_fails_its_slide_only) {
     }
     BOOST_TEST(!fs::exists(fs::path(c.output_dir) / "CMU-1-Small-Region" / "mean.tif"));
     BOOST_TEST(fit::files_ending_with(c.output_dir, ".partial").empty());
+}
+
+BOOST_AUTO_TEST_CASE(run_stop_ends_the_run_with_what_finished) {
+    // A small slide, then one of about 8,000 patches (patch 256 every 32 pixels).
+    const std::string a = synthetic("a.tiff", 600, 500), b = synthetic("b.tiff", 3000, 3000);
+    Config c = config({a, b}, model(DemoModel::pointwise_mean), 256, 224);
+    const std::string summary = fs::path(c.output_dir) / "summary.json";
+    RunStop stop;
+    std::thread stopper([&] {
+        // summary.json is rewritten as each slide finishes: stop once it has the first one.
+        for (int i = 0; i < 6000; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            if (!fs::exists(summary)) continue;
+            if (fit::parse_json(fit::read_text(summary))["slides"][0]["status"].s == "ok") break;
+        }
+        stop.request("stopped by the test");
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    const RunSummary s = run(c, nullptr, nullptr, &stop);
+    stopper.join();
+    BOOST_TEST_MESSAGE("run() returned after " << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s");
+    BOOST_TEST((s.state == RunState::interrupted));
+    BOOST_TEST(s.error == "stopped by the test");
+    check_mean_oracle(a, output_of(s, 0), 1);
+    BOOST_TEST((s.slides.at(1).status == SlideStatus::interrupted));
+    BOOST_TEST(s.slides[1].error == "not finished: the run stopped: stopped by the test");
+    BOOST_TEST(!fs::exists(fs::path(c.output_dir) / "b" / "mean.tif"));
+    BOOST_TEST(fit::files_ending_with(c.output_dir, ".partial").empty());
+    BOOST_TEST(fit::parse_json(fit::read_text(summary))["state"].s == "interrupted");
+
+    // Asked before the run: nothing is started, every slide is interrupted.
+    c.output_dir = dir / "out-early";
+    const RunSummary e = run(c, nullptr, nullptr, &stop);
+    BOOST_TEST((e.state == RunState::interrupted));
+    for (const SlideResult& r : e.slides) BOOST_TEST((r.status == SlideStatus::interrupted));
+    BOOST_TEST(e.stages.at("read_region").items == 0);
 }
 
 BOOST_AUTO_TEST_CASE(atomic_file_replaces_whole_or_not_at_all) {
