@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
 
 namespace flowinfer {
@@ -39,11 +40,15 @@ const char* to_string(RunState s) noexcept {
 std::string summary_json(const RunSummary& s) {
     std::string j = fmt::format("{{\n  \"state\": {},\n", quote(to_string(s.state)));
     if (!s.error.empty()) j += fmt::format("  \"error\": {},\n", quote(s.error));
-    int counts[4] = {0, 0, 0, 0};
-    for (const SlideResult& r : s.slides) ++counts[static_cast<int>(r.status)];
-    j += fmt::format("  \"counts\": {{\"ok\": {}, \"failed\": {}, \"interrupted\": {}, \"pending\": {}}},\n",
-                     counts[static_cast<int>(SlideStatus::ok)], counts[static_cast<int>(SlideStatus::failed)],
-                     counts[static_cast<int>(SlideStatus::interrupted)], counts[static_cast<int>(SlideStatus::pending)]);
+    // One count per status, in this order; a new status only needs adding here.
+    constexpr SlideStatus kOrder[] = {SlideStatus::ok, SlideStatus::failed, SlideStatus::interrupted,
+                                      SlideStatus::pending};
+    j += "  \"counts\": {";
+    for (SlideStatus st : kOrder) {
+        const auto n = std::count_if(s.slides.begin(), s.slides.end(), [st](const SlideResult& r) { return r.status == st; });
+        j += fmt::format("{}{}: {}", st == kOrder[0] ? "" : ", ", quote(to_string(st)), n);
+    }
+    j += "},\n";
     j += "  \"slides\": [";
     for (std::size_t i = 0; i < s.slides.size(); ++i) {
         const SlideResult& r = s.slides[i];
