@@ -289,7 +289,7 @@ void add_conv(torch::jit::Module& m, WeightRng& rng, const std::string& w, const
 // is mostly flat with edges, which deflate shrinks many times over; random weights made a
 // white-noise map that deflate shrank only 1.9x, so the benchmark timed writing a map no
 // real model produces (about 10% of the light model's run on 2 cores).
-constexpr float kLightGain = 40.0f;
+constexpr float kLightGain = 100.0f;
 
 void add_light_weights(torch::jit::Module& m) {
     WeightRng rng(0x6C69676874ull);  // "light"

@@ -116,7 +116,7 @@ BOOST_AUTO_TEST_CASE(light_model_runs) {
     check_logits(run_model(path, 2, 256), 2, 256);
 }
 
-// The light model's map is a tissue mask: logit(tissue) - logit(background) = 40 (score - 0.2)
+// The light model's map is a tissue mask: logit(tissue) - logit(background) = 100 (score - 0.2)
 // with score = r/6 - 4g/3 + b/6 + 1 on colours in [0, 1], computed here from the colour alone.
 BOOST_AUTO_TEST_CASE(light_model_maps_tissue) {
     fit::TempDir dir;
@@ -144,7 +144,7 @@ BOOST_AUTO_TEST_CASE(light_model_maps_tissue) {
         const double score = c.rgb[0] / 255.0 / 6 - 4 * c.rgb[1] / 255.0 / 3 + c.rgb[2] / 255.0 / 6 + 1;
         double worst = 0;
         for (std::size_t i = 0; i < plane; ++i)  // borders included: no padding leaks in
-            worst = std::max(worst, std::abs((o.data[plane + i] - o.data[i]) - 40.0 * (score - 0.2)));
+            worst = std::max(worst, std::abs((o.data[plane + i] - o.data[i]) - 100.0 * (score - 0.2)));
         BOOST_TEST_INFO(c.name << ": score " << score);
         BOOST_TEST(worst < 1e-3);
         BOOST_TEST((score > 0.2) == c.tissue);
