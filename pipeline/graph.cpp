@@ -1,6 +1,6 @@
 // The flowinfer graph: every node in flow order, then every edge in flow order.
 //
-//   jobs -> slide_limit -> plan -> cursors --\
+//   jobs -> slide_limit -> plan -> cursors --+
 //                                 tokens --> admit -> emit -> read_region -> normalize
 //   -> batch_collect -> batches -> infer[m] -> sink[m] -> write -> done      (per model m)
 //   emit    -> cursors  (a slide's cursor goes back until its patches are all emitted)
