@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -34,11 +35,15 @@ constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when i
 const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
 
 usage:
-  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--tissue-mask] [--profile] [--quiet]
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--tissue-mask] [--profile] [--quiet]
       Runs every [[models]] entry over every slide of CONFIG in one pass; writes
       <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and
       <output.dir>/summary.json.
+      Resumes: a slide whose outputs are complete and were made from the same slide file,
+      model files, settings and flowinfer version is skipped (its record is
+      <output.dir>/<slide>/.flowinfer-done.json).
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
+      --force processes every slide, complete or not
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
       --profile prints each stage's busy time and which stage was the bottleneck
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S] [--repeat N]
@@ -101,10 +106,13 @@ void show_progress(const flowinfer::Progress& p, double elapsed, void* user) {
     std::fflush(stderr);
 }
 
-int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
+int report(const flowinfer::RunSummary& s) {
     int failed = 0;
     for (const auto& r : s.slides) {
-        if (r.ok()) {
+        if (r.status == flowinfer::SlideStatus::skipped) {
+            std::printf("skipped %s: %s\n", r.path.c_str(), r.reason.c_str());
+        } else if (r.ok()) {
+            if (!r.reason.empty()) std::printf("        %s: %s\n", r.path.c_str(), r.reason.c_str());
             for (const auto& o : r.outputs) {
                 std::string what = o.format;
                 if (o.format == "tiff") what = fmt::format("{}x{} map", o.width, o.height);
@@ -119,9 +127,14 @@ int report(const flowinfer::RunSummary& s, const flowinfer::Config& cfg) {
             std::printf("%-7s %s: %s\n", flowinfer::to_string(r.status), r.path.c_str(), r.error.c_str());
         }
     }
+    const auto count = [&s](flowinfer::SlideStatus st) {
+        return std::count_if(s.slides.begin(), s.slides.end(), [st](const auto& r) { return r.status == st; });
+    };
+    using St = flowinfer::SlideStatus;
+    std::printf("%zu slides: %td ok, %td skipped, %td failed, %td interrupted\n", s.slides.size(), count(St::ok),
+                count(St::skipped), count(St::failed), count(St::interrupted));
     std::printf("%lld patches in %.2f s (%.2f s loading models; %.1f patches/s after it); summary: %s\n",
-                static_cast<long long>(s.patches), s.wall_s, s.setup_s, s.patches_per_s,
-                (fs::path(cfg.output_dir) / "summary.json").c_str());
+                static_cast<long long>(s.patches), s.wall_s, s.setup_s, s.patches_per_s, s.path.c_str());
     return failed ? kSlideFailed : kOk;
 }
 
@@ -190,6 +203,8 @@ int cmd_run(const std::vector<std::string>& a) {
     std::string config;
     std::vector<std::string> overrides;
     bool tissue_mask = false, profile = false;
+    flowinfer::RunOptions options;
+    options.resume = true;
     ProgressState progress;
     progress.tty = isatty(STDERR_FILENO);
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -198,6 +213,7 @@ int cmd_run(const std::vector<std::string>& a) {
         else if (a[i] == "--quiet" || a[i] == "-q") progress.quiet = true;
         else if (a[i] == "--tissue-mask") tissue_mask = true;
         else if (a[i] == "--profile") profile = true;
+        else if (a[i] == "--force") options.resume = false;
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
         else throw Usage("run takes one config file");
@@ -210,10 +226,13 @@ int cmd_run(const std::vector<std::string>& a) {
     }
     flowinfer::RunStop stop;
     StopOnSignals signals(stop);
-    const flowinfer::RunSummary s = flowinfer::run(cfg, show_progress, &progress, &stop);
+    options.progress = show_progress;
+    options.user = &progress;
+    options.stop = &stop;
+    const flowinfer::RunSummary s = flowinfer::run(cfg, options);
     if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
     if (profile) std::fputs(flowinfer::profile_report(s, cfg).c_str(), stdout);
-    const int rc = report(s, cfg);
+    const int rc = report(s);
     return s.state == flowinfer::RunState::interrupted ? 128 + signals.signal() : rc;
 }
 

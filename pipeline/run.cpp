@@ -2,6 +2,7 @@
 #include <flowinfer/pipeline.hpp>
 
 #include "stages/atomic_file.hpp"
+#include "stages/resume.hpp"
 
 #include <fmt/format.h>
 #include <tbb/global_control.h>
@@ -67,6 +68,18 @@ std::string message_of(const std::exception_ptr& e) {
     }
 }
 
+// The record's outputs stand in for the slide's: a summary of a resumed run still lists every
+// output, whatever run made it.
+SlideResult skipped_result(SlideResult r, const ResumeCheck& check) {
+    r.status = SlideStatus::skipped;
+    r.reason = check.reason;
+    r.patches = check.record->patches;
+    r.patches_skipped = check.record->patches_skipped;
+    r.patches_unreadable = check.record->patches_unreadable;
+    for (const DoneRecord::Output& o : check.record->outputs) r.outputs.push_back(o.info);
+    return r;
+}
+
 }  // namespace
 
 void RunStop::request(const std::string& reason) {
@@ -89,11 +102,22 @@ void RunStop::on_request(std::function<void()> fn) {
 }
 
 RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop) {
+    RunOptions options;
+    options.progress = progress;
+    options.user = user;
+    options.stop = stop;
+    return run(cfg, options);
+}
+
+RunSummary run(const Config& cfg, const RunOptions& options) {
     check_output_names(cfg);
+    const std::vector<std::string>& slides = cfg.slides;
+    const ProgressFn progress = options.progress;
+    void* const user = options.user;
+    RunStop* const stop = options.stop;
     std::error_code ec;
     fs::create_directories(cfg.output_dir, ec);
     if (ec) throw OutputError(cfg.output_dir, "cannot create output directory: " + ec.message());
-    const std::string summary_path = (fs::path(cfg.output_dir) / "summary.json").string();
 
     std::optional<tbb::global_control> threads;
     if (cfg.threads > 0) threads.emplace(tbb::global_control::max_allowed_parallelism, cfg.threads);
@@ -101,12 +125,13 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop
     const auto t0 = std::chrono::steady_clock::now();
     const auto elapsed = [t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     RunSummary summary;
-    for (std::size_t i = 0; i < cfg.slides.size(); ++i) {
+    summary.path = (fs::path(cfg.output_dir) / "summary.json").string();
+    for (std::size_t i = 0; i < slides.size(); ++i) {
         SlideResult& r = summary.slides.emplace_back();
         r.index = static_cast<std::uint32_t>(i);
-        r.path = cfg.slides[i];
+        r.path = slides[i];
     }
-    // The figures of the run so far, then summary.json: the figures are cheap next to the
+    // The figures of the run so far, then the summary: the figures are cheap next to the
     // slide that has just finished.
     const auto write_summary = [&](const SlidePipeline* pipeline) {
         summary.patches = 0;
@@ -121,49 +146,85 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop
         if (getrusage(RUSAGE_SELF, &usage) == 0) summary.peak_rss_mb = usage.ru_maxrss / 1024.0;
         const double work_s = summary.wall_s - summary.setup_s;
         summary.patches_per_s = work_s > 0 ? summary.patches / work_s : 0.0;
-        write_file_atomically(summary_path, summary_json(summary));
+        write_file_atomically(summary.path, summary_json(summary));
     };
-    // Before any model is loaded: an output directory that cannot take summary.json fails now.
+    // Before any model is loaded: an output directory that cannot take the summary fails now.
     write_summary(nullptr);
 
     std::exception_ptr failure;
     try {
-        tbb::flow::graph g;
-        SlidePipeline pipeline(g, cfg);
-        summary.setup_s = elapsed();
-        summary.runtime = pipeline.runtime();
-        pipeline.observe_results([&](const SlideResult& r) {
-            summary.slides.at(r.index) = r;
-            write_summary(&pipeline);
-        });
-        // Removed before the pipeline and graph go, however this block is left.
-        struct StopHook {
-            RunStop* stop;
-            ~StopHook() {
-                if (stop) stop->on_request(nullptr);
+        // Resume: which slides are done already. Only stat() and the records are read here; a
+        // skipped slide is never opened. A slide to be processed loses its record first.
+        const RunFingerprint fingerprint(cfg);
+        std::vector<std::optional<SlideIdentity>> identity(slides.size());
+        std::vector<SlideJob> jobs;
+        for (std::size_t i = 0; i < slides.size(); ++i) {
+            SlideResult& r = summary.slides[i];
+            identity[i] = identify_slide(r.path);
+            const std::string record = done_record_path(cfg, r.path);
+            if (options.resume) {
+                const ResumeCheck check = check_done(record, fingerprint, identity[i]);
+                if (check.complete) {
+                    r = skipped_result(std::move(r), check);
+                    continue;
+                }
+                if (!check.reason.empty()) r.reason = "redone: " + check.reason;
+            } else if (fs::exists(record, ec)) {
+                r.reason = "redone: forced (resume off)";
             }
-        } hook{stop};
-        if (stop) stop->on_request([&] {
-            pipeline.stop();
-            g.cancel();
-        });
-        {
-            std::optional<Ticker> ticker;
-            if (progress) ticker.emplace([&] { progress(pipeline.progress(), elapsed(), user); });
-            if (!stop || !stop->requested())
-                for (std::size_t i = 0; i < cfg.slides.size(); ++i)
-                    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{static_cast<std::uint32_t>(i), cfg.slides[i]});
-            try {
-                g.wait_for_all();
-            } catch (...) {
-                failure = std::current_exception();
-            }
+            // The unlink reaches the disk no later than the first output renamed beside it:
+            // commit_file syncs that directory.
+            remove_done_record(record);
+            jobs.push_back(SlideJob{r.index, r.path});
         }
-        pipeline.observe_results(nullptr);
-        if (progress) progress(pipeline.progress(), elapsed(), user);
-        summary.stages = pipeline.stats();
-        summary.peak_in_flight = pipeline.progress().peak_in_flight;
-    } catch (...) {  // the pipeline's constructor: a model that cannot be loaded
+        write_summary(nullptr);
+        if (jobs.empty()) {
+            // Every slide skipped: no model is loaded.
+            summary.setup_s = elapsed();
+        } else {
+            tbb::flow::graph g;
+            SlidePipeline pipeline(g, cfg);
+            summary.setup_s = elapsed();
+            summary.runtime = pipeline.runtime();
+            // The record is the slide's last file: written once every output is under its final
+            // name, and only for a slide that ended ok.
+            pipeline.observe_results([&](const SlideResult& r) {
+                SlideResult& entry = summary.slides.at(r.index);
+                std::string reason = std::move(entry.reason);
+                entry = r;
+                entry.reason = std::move(reason);
+                if (r.ok() && identity[r.index])
+                    write_done_record(done_record_path(cfg, r.path), fingerprint, *identity[r.index], r);
+                write_summary(&pipeline);
+            });
+            // Removed before the pipeline and graph go, however this block is left.
+            struct StopHook {
+                RunStop* stop;
+                ~StopHook() {
+                    if (stop) stop->on_request(nullptr);
+                }
+            } hook{stop};
+            if (stop) stop->on_request([&] {
+                pipeline.stop();
+                g.cancel();
+            });
+            {
+                std::optional<Ticker> ticker;
+                if (progress) ticker.emplace([&] { progress(pipeline.progress(), elapsed(), user); });
+                if (!stop || !stop->requested())
+                    for (const SlideJob& job : jobs) tbb::flow::input_port<0>(pipeline).try_put(job);
+                try {
+                    g.wait_for_all();
+                } catch (...) {
+                    failure = std::current_exception();
+                }
+            }
+            pipeline.observe_results(nullptr);
+            if (progress) progress(pipeline.progress(), elapsed(), user);
+            summary.stages = pipeline.stats();
+            summary.peak_in_flight = pipeline.progress().peak_in_flight;
+        }
+    } catch (...) {  // hashing or loading a model, removing a record
         failure = std::current_exception();
     }  // the pipeline's destruction removes partial outputs of unfinished slides
 

@@ -23,6 +23,7 @@ const char* to_string(SlideStatus s) noexcept {
         case SlideStatus::ok: return "ok";
         case SlideStatus::failed: return "failed";
         case SlideStatus::interrupted: return "interrupted";
+        case SlideStatus::skipped: return "skipped";
     }
     return "?";
 }
@@ -41,8 +42,8 @@ std::string summary_json(const RunSummary& s) {
     std::string j = fmt::format("{{\n  \"state\": {},\n", quote(to_string(s.state)));
     if (!s.error.empty()) j += fmt::format("  \"error\": {},\n", quote(s.error));
     // One count per status, in this order; a new status only needs adding here.
-    constexpr SlideStatus kOrder[] = {SlideStatus::ok, SlideStatus::failed, SlideStatus::interrupted,
-                                      SlideStatus::pending};
+    constexpr SlideStatus kOrder[] = {SlideStatus::ok, SlideStatus::skipped, SlideStatus::failed,
+                                      SlideStatus::interrupted, SlideStatus::pending};
     j += "  \"counts\": {";
     for (SlideStatus st : kOrder) {
         const auto n = std::count_if(s.slides.begin(), s.slides.end(), [st](const SlideResult& r) { return r.status == st; });
@@ -55,6 +56,7 @@ std::string summary_json(const RunSummary& s) {
         j += i ? ",\n    {" : "\n    {";
         j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), quote(to_string(r.status)));
         if (!r.error.empty()) j += fmt::format("\"error\": {}, ", quote(r.error));
+        if (!r.reason.empty()) j += fmt::format("\"reason\": {}, ", quote(r.reason));
         j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"patches_unreadable\": {}, \"wall_s\": {}, "
                          "\"outputs\": [",
                          r.patches, r.patches_skipped, r.patches_unreadable, number(r.wall_s));

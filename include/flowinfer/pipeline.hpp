@@ -25,6 +25,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -57,7 +58,10 @@ struct OutputInfo {
 // - failed: a slide error; `error` says what;
 // - interrupted: the run stopped before the slide finished (a signal, or an error that is
 //   not about one slide); `error` says why. Nothing of it is left under a final name.
-enum class SlideStatus { pending, ok, failed, interrupted };
+// - skipped: not processed, because its resume record says its outputs are complete and were
+//   made from the same slide file, model files, settings and flowinfer version (RunOptions::
+//   resume); `reason` says so, and the outputs and patch counts are the record's.
+enum class SlideStatus { pending, ok, failed, interrupted, skipped };
 const char* to_string(SlideStatus s) noexcept;
 
 struct SlideResult {
@@ -66,6 +70,9 @@ struct SlideResult {
     SlideStatus status = SlideStatus::pending;
     bool ok() const { return status == SlideStatus::ok; }
     std::string error;  // failed, interrupted: what went wrong
+    // skipped: "outputs complete (resume)"; a slide processed although it had a resume record:
+    // why that record did not do ("redone: model 'x' file changed"); otherwise empty.
+    std::string reason;
     std::int64_t patches = 0;             // patches run (every read group)
     std::int64_t patches_skipped = 0;     // left out by tissue detection
     std::int64_t patches_unreadable = 0;  // of `patches`, left out as unreadable (on_read_error = "skip")
@@ -101,7 +108,7 @@ struct Progress {
 
 // The run as a whole, in summary.json's "state".
 // - running: a summary written while slides are still being processed;
-// - finished: every slide has a result (ok or failed);
+// - finished: every slide has a result (ok, failed or skipped);
 // - interrupted: stopped on request (RunStop: SIGINT, SIGTERM in the CLI);
 // - failed: stopped by an error that is not about one slide (RunSummary::error).
 enum class RunState { running, finished, interrupted, failed };
@@ -110,6 +117,7 @@ const char* to_string(RunState s) noexcept;
 struct RunSummary {
     RunState state = RunState::running;
     std::string error;  // interrupted, failed: why the run stopped
+    std::string path;   // the summary file written: <output.dir>/summary.json
     std::vector<SlideResult> slides;
     std::int64_t patches = 0;
     double wall_s = 0.0;
@@ -175,13 +183,27 @@ private:
     std::function<void()> fn_;
 };
 
-// Processes every slide of cfg in one graph, writes outputs and <output_dir>/summary.json.
-// summary.json is written before the first slide and rewritten (atomically) as each slide
-// finishes, so a killed run leaves a valid summary of what it finished. Slide failures are
-// reported in the summary. An error that is not about one slide (a model that cannot be
-// loaded, an output that cannot be written) is rethrown after partial outputs are removed and
-// the summary is written with state "failed". `stop` (optional) ends the run early: see
-// RunStop.
+struct RunOptions {
+    // Skip a slide whose resume record (<output.dir>/<slide stem>/.flowinfer-done.json) matches
+    // this run and whose recorded outputs all exist with their recorded sizes; see README,
+    // "Resume". Off: every slide is processed (the CLI's --force). Records are written either
+    // way, as the last step of every slide that ends ok.
+    bool resume = false;
+    ProgressFn progress = nullptr;
+    void* user = nullptr;
+    RunStop* stop = nullptr;  // ends the run early: see RunStop
+};
+
+// Processes every slide of cfg in one graph, writes outputs, resume records and
+// <output_dir>/summary.json. The summary is written before the first
+// slide and rewritten (atomically) as each slide finishes, so a killed run leaves a valid
+// summary of what it finished. Slide failures are reported in the summary. An error that is
+// not about one slide (a model that cannot be loaded or read, an output that cannot be
+// written) is rethrown after partial outputs are removed and the summary is written with
+// state "failed". No model is loaded when every slide is skipped.
+RunSummary run(const Config& cfg, const RunOptions& options);
+
+// run() over every slide, without resume.
 RunSummary run(const Config& cfg, ProgressFn progress = nullptr, void* user = nullptr,
                RunStop* stop = nullptr);
 

@@ -1,0 +1,297 @@
+#include "stages/resume.hpp"
+
+#include "stages/atomic_file.hpp"
+#include "stages/json.hpp"
+#include "stages/sha256.hpp"
+
+#include <flowinfer/errors.hpp>
+
+#include <fmt/format.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <sys/stat.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace flowinfer {
+
+namespace {
+
+// Bumped when the record's meaning changes, so records of an older layout are redone.
+constexpr int kRecordFormat = 1;
+constexpr const char* kRecordName = ".flowinfer-done.json";
+constexpr const char* kComplete = "outputs complete (resume)";
+
+const char* compression_name(Compression c) {
+    switch (c) {
+        case Compression::deflate: return "deflate";
+        case Compression::lzw: return "lzw";
+        case Compression::none: return "none";
+    }
+    return "?";
+}
+
+// Shortest text that reads back as the same value: a setting changed in its last bit is a
+// different setting.
+std::string num(double v) { return fmt::format("{}", v); }
+
+template <class T>
+std::string opt(const std::optional<T>& v) {
+    return v ? fmt::format("{}", *v) : "none";
+}
+
+std::string list(const std::vector<float>& v) {
+    std::string out;
+    for (float x : v) out += (out.empty() ? "" : ",") + fmt::format("{}", x);
+    return out;
+}
+
+}  // namespace
+
+std::optional<SlideIdentity> identify_slide(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+    SlideIdentity id;
+    id.path = path;
+    id.size = static_cast<std::int64_t>(st.st_size);
+    id.mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    return id;
+}
+
+std::string resume_settings(const Config& cfg) {
+    std::string s = fmt::format("flowinfer-resume {}\n", kRecordFormat);
+    s += fmt::format("output.compression={}\noutput.deflate_level={}\n", compression_name(cfg.compression),
+                     cfg.compression == Compression::deflate ? cfg.deflate_level : 0);
+    // sections/subsections only reorder the walk, but the order in which overlapping patches
+    // are blended and detections merged follows it: redoing is the safe side.
+    s += fmt::format("tiling.sections={}\ntiling.subsections={}\n", cfg.sections, cfg.subsections);
+    s += fmt::format("tiling.tissue={}\n", cfg.tissue);
+    if (cfg.tissue) s += fmt::format("tiling.tissue_threshold={}\ntissue_preview={}\n", num(cfg.tissue_threshold), cfg.tissue_preview);
+    s += fmt::format("runtime.on_read_error={}\n", to_string(cfg.on_read_error));
+    for (std::size_t i = 0; i < cfg.models.size(); ++i) {
+        const ModelConfig& m = cfg.models[i];
+        const Tiling t = tiling_for(cfg, m);
+        // Numerics depend on the kind of device and the precision, not on which GPU.
+        const std::string device = m.device.value_or(cfg.device);
+        const bool cuda = device.rfind("cuda", 0) == 0;
+        const Precision precision = m.precision.value_or(cuda ? Precision::fp16 : Precision::fp32);
+        const std::string p = fmt::format("models[{}].", i);
+        s += fmt::format("{}name={}\n{}task={}\n", p, m.name, p, to_string(m.task));
+        s += fmt::format("{}tiling={} {} mpp={} level={}\n", p, t.patch_size, t.overlap, opt(t.mpp), opt(t.level));
+        s += fmt::format("{}device={}\n{}precision={}\n", p, cuda ? "cuda" : "cpu", p, to_string(precision));
+        s += fmt::format("{}mean={}\n{}std={}\n", p, list(m.mean), p, list(m.std));
+        s += fmt::format("{}activation={}\n{}blend={}\n", p, to_string(m.activation), p, to_string(m.blend));
+        for (const ClassSpec& c : m.classes)
+            s += fmt::format("{}class={} {}\n", p, json_string(c.name),
+                             c.color ? fmt::format("{},{},{}", (*c.color)[0], (*c.color)[1], (*c.color)[2]) : "auto");
+        if (m.task == Task::detection)
+            s += fmt::format("{}detection={} conf={} iou={} max={} agnostic={}\n", p, to_string(m.detection_format),
+                             num(m.conf_threshold), num(m.iou_threshold), m.max_detections, m.class_agnostic);
+    }
+    return s;
+}
+
+RunFingerprint::RunFingerprint(const Config& cfg) : version_(FLOWINFER_VERSION) {
+    settings_sha256_ = sha256_hex(resume_settings(cfg));
+    std::map<std::string, std::string> by_path;
+    for (const ModelConfig& m : cfg.models) {
+        auto it = by_path.find(m.path);
+        if (it == by_path.end()) {
+            try {
+                it = by_path.emplace(m.path, sha256_file(m.path)).first;
+            } catch (const Error& e) {
+                throw ModelError(m.name, fmt::format("cannot hash the model file for resume records: {}", e.what()));
+            }
+        }
+        models_.push_back(ModelDigest{m.name, it->second});
+    }
+}
+
+std::string RunFingerprint::key(const SlideIdentity& slide) const {
+    Sha256 h;
+    h.update(fmt::format("flowinfer-resume {}\nversion={}\nsettings={}\n", kRecordFormat, version_, settings_sha256_));
+    for (const ModelDigest& m : models_) h.update(fmt::format("model={} {}\n", m.name, m.sha256));
+    h.update(fmt::format("slide={}\nsize={}\nmtime_ns={}\n", slide.path, slide.size, slide.mtime_ns));
+    return h.hex();
+}
+
+std::string done_record_path(const Config& cfg, const std::string& slide) {
+    return (fs::path(cfg.output_dir) / fs::path(slide).stem() / kRecordName).string();
+}
+
+namespace {
+
+// Typed reads of a record; false for a missing or mistyped member.
+bool get(const JsonValue& o, const char* key, std::string& out) {
+    const JsonValue* v = o.find(key);
+    if (!v || v->type != JsonValue::Type::string) return false;
+    out = v->text;
+    return true;
+}
+
+bool get(const JsonValue& o, const char* key, std::int64_t& out) {
+    const JsonValue* v = o.find(key);
+    if (!v || v->type != JsonValue::Type::number) return false;
+    errno = 0;
+    char* end = nullptr;
+    const long long x = std::strtoll(v->text.c_str(), &end, 10);
+    if (errno || *end) return false;
+    out = x;
+    return true;
+}
+
+bool get(const JsonValue& o, const char* key, double& out) {
+    const JsonValue* v = o.find(key);
+    if (!v || v->type != JsonValue::Type::number) return false;
+    out = std::strtod(v->text.c_str(), nullptr);
+    return true;
+}
+
+std::optional<DoneRecord> parse_record(const std::string& text, const fs::path& dir) {
+    const std::optional<JsonValue> j = parse_json(text);
+    if (!j) return std::nullopt;
+    std::int64_t format = 0;
+    if (!get(*j, "flowinfer_resume", format) || format != kRecordFormat) return std::nullopt;
+    DoneRecord r;
+    const JsonValue* slide = j->find("slide");
+    const JsonValue* models = j->find("models");
+    const JsonValue* outputs = j->find("outputs");
+    if (!get(*j, "key", r.key) || !get(*j, "flowinfer", r.version) || !get(*j, "settings_sha256", r.settings_sha256) ||
+        !get(*j, "patches", r.patches) || !get(*j, "patches_skipped", r.patches_skipped) ||
+        !get(*j, "patches_unreadable", r.patches_unreadable) || !slide || !get(*slide, "path", r.slide.path) ||
+        !get(*slide, "size", r.slide.size) || !get(*slide, "mtime_ns", r.slide.mtime_ns) || !models ||
+        models->type != JsonValue::Type::array || !outputs || outputs->type != JsonValue::Type::array)
+        return std::nullopt;
+    for (const JsonValue& m : models->items) {
+        ModelDigest d;
+        if (!get(m, "name", d.name) || !get(m, "sha256", d.sha256)) return std::nullopt;
+        r.models.push_back(std::move(d));
+    }
+    for (const JsonValue& o : outputs->items) {
+        DoneRecord::Output out;
+        std::string file;
+        if (!get(o, "file", file) || !get(o, "size", out.size) || !get(o, "model", out.info.model) ||
+            !get(o, "kind", out.info.kind) || !get(o, "format", out.info.format) || file.empty())
+            return std::nullopt;
+        out.info.path = (dir / file).lexically_normal().string();  // an absolute `file` stays itself
+        get(o, "width", out.info.width);
+        get(o, "height", out.info.height);
+        get(o, "downsample", out.info.downsample);
+        get(o, "objects", out.info.objects);
+        r.outputs.push_back(std::move(out));
+    }
+    return r;
+}
+
+// Why a record whose key differs does not do, from its parts.
+std::string mismatch(const DoneRecord& r, const RunFingerprint& run, const SlideIdentity& slide) {
+    if (r.version != run.version()) return fmt::format("flowinfer version changed ({} -> {})", r.version, run.version());
+    if (r.settings_sha256 != run.settings_sha256()) return "settings changed";
+    for (const ModelDigest& m : run.models()) {
+        const auto was = std::find_if(r.models.begin(), r.models.end(), [&](const ModelDigest& d) { return d.name == m.name; });
+        if (was == r.models.end()) return fmt::format("model '{}' is new", m.name);
+        if (was->sha256 != m.sha256) return fmt::format("model '{}' file changed", m.name);
+    }
+    if (r.slide.path != slide.path) return fmt::format("slide path changed (was {})", r.slide.path);
+    if (r.slide.size != slide.size) return "slide file changed (size)";
+    if (r.slide.mtime_ns != slide.mtime_ns) return "slide file changed (modification time)";
+    return "record key differs";
+}
+
+std::string read_small_file(const std::string& path, bool& found) {
+    std::ifstream f(path, std::ios::binary);
+    found = static_cast<bool>(f);
+    std::ostringstream s;
+    if (found) s << f.rdbuf();
+    return s.str();
+}
+
+}  // namespace
+
+ResumeCheck check_done(const std::string& record_path, const RunFingerprint& run,
+                       const std::optional<SlideIdentity>& slide) {
+    ResumeCheck c;
+    bool found = false;
+    const std::string text = read_small_file(record_path, found);
+    if (!found) return c;  // never done: no reason to give
+    std::optional<DoneRecord> r = parse_record(text, fs::path(record_path).parent_path());
+    if (!r) {
+        c.reason = "resume record unreadable";
+        return c;
+    }
+    if (!slide) {
+        c.reason = "slide file cannot be read";
+        return c;
+    }
+    if (r->key != run.key(*slide)) {
+        c.reason = mismatch(*r, run, *slide);
+        return c;
+    }
+    for (const DoneRecord::Output& o : r->outputs) {
+        struct stat st {};
+        if (::stat(o.info.path.c_str(), &st) != 0) {
+            c.reason = fmt::format("output missing: {}", fs::path(o.info.path).filename().string());
+            return c;
+        }
+        if (static_cast<std::int64_t>(st.st_size) != o.size) {
+            c.reason = fmt::format("output changed size: {}", fs::path(o.info.path).filename().string());
+            return c;
+        }
+    }
+    c.complete = true;
+    c.reason = kComplete;
+    c.record = std::move(r);
+    return c;
+}
+
+void write_done_record(const std::string& record_path, const RunFingerprint& run, const SlideIdentity& slide,
+                       const SlideResult& result) {
+    const fs::path dir = fs::path(record_path).parent_path();
+    std::string j = fmt::format("{{\n  \"flowinfer_resume\": {},\n  \"key\": {},\n  \"flowinfer\": {},\n"
+                                "  \"settings_sha256\": {},\n  \"models\": [",
+                                kRecordFormat, json_string(run.key(slide)), json_string(run.version()),
+                                json_string(run.settings_sha256()));
+    for (std::size_t i = 0; i < run.models().size(); ++i)
+        j += fmt::format("{}{{\"name\": {}, \"sha256\": {}}}", i ? ", " : "", json_string(run.models()[i].name),
+                         json_string(run.models()[i].sha256));
+    j += fmt::format("],\n  \"slide\": {{\"path\": {}, \"size\": {}, \"mtime_ns\": {}}},\n", json_string(slide.path),
+                     slide.size, slide.mtime_ns);
+    j += fmt::format("  \"patches\": {},\n  \"patches_skipped\": {},\n  \"patches_unreadable\": {},\n  \"outputs\": [",
+                     result.patches, result.patches_skipped, result.patches_unreadable);
+    for (std::size_t i = 0; i < result.outputs.size(); ++i) {
+        const OutputInfo& o = result.outputs[i];
+        struct stat st {};
+        if (::stat(o.path.c_str(), &st) != 0)
+            throw OutputError(o.path, fmt::format("cannot stat a finished output for the resume record: {}",
+                                                  std::strerror(errno)));
+        // Relative to the record, so an output directory that is moved keeps its records.
+        const fs::path rel = fs::path(o.path).lexically_relative(dir);
+        const bool inside = !rel.empty() && *rel.begin() != "..";
+        j += fmt::format("{}\n    {{\"file\": {}, \"size\": {}, \"model\": {}, \"kind\": {}, \"format\": {}", i ? "," : "",
+                         json_string(inside ? rel.string() : o.path), static_cast<std::int64_t>(st.st_size),
+                         json_string(o.model), json_string(o.kind), json_string(o.format));
+        if (o.format == "tiff")
+            j += fmt::format(", \"width\": {}, \"height\": {}, \"downsample\": {}", o.width, o.height, num(o.downsample));
+        if (o.objects >= 0) j += fmt::format(", \"objects\": {}", o.objects);
+        j += "}";
+    }
+    j += result.outputs.empty() ? "]\n}\n" : "\n  ]\n}\n";
+    write_file_atomically(record_path, j);
+}
+
+void remove_done_record(const std::string& record_path) {
+    // ENOTDIR: something else holds the slide directory's name, so there is no record either;
+    // writing the slide's outputs then fails with that directory's path.
+    if (::unlink(record_path.c_str()) != 0 && errno != ENOENT && errno != ENOTDIR)
+        throw OutputError(record_path, fmt::format("cannot remove the resume record before redoing its slide: {}",
+                                                   std::strerror(errno)));
+}
+
+}  // namespace flowinfer
