@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -35,7 +36,7 @@ constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when i
 const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
 
 usage:
-  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--tissue-mask] [--profile] [--quiet]
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--tissue-mask] [--profile] [--quiet]
       Runs every [[models]] entry over every slide of CONFIG in one pass; writes
       <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and
       <output.dir>/summary.json.
@@ -44,6 +45,9 @@ usage:
       <output.dir>/<slide>/.flowinfer-done.json).
       --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
       --force processes every slide, complete or not
+      --shard I/N processes slides I, I+N, I+2N, ... (from 1) of the sorted slide list and
+          writes <output.dir>/summary-I-of-N.json. Without it, a Slurm job array's
+          SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) picks the shard.
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
       --profile prints each stage's busy time and which stage was the bottleneck
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S] [--repeat N]
@@ -199,12 +203,70 @@ private:
     std::thread watcher_;
 };
 
+// A count or index from the command line or the environment: plain decimal digits only, so
+// "2x", "-1", " 3" and "" are errors rather than being read as a prefix or as 0.
+std::optional<int> parse_index(const std::string& text) {
+    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
+    return std::stoi(text);
+}
+
+flowinfer::Shard parse_shard(const std::string& text) {
+    const std::size_t slash = text.find('/');
+    const std::optional<int> i = slash == std::string::npos ? std::nullopt : parse_index(text.substr(0, slash));
+    const std::optional<int> n = slash == std::string::npos ? std::nullopt : parse_index(text.substr(slash + 1));
+    if (!i || !n) throw Usage(fmt::format("--shard '{}': expected I/N with whole numbers, e.g. --shard 2/8", text));
+    if (*n < 1 || *i < 1 || *i > *n)
+        throw Usage(fmt::format("--shard '{}': needs 1 <= I <= N (shards are numbered from 1)", text));
+    return flowinfer::Shard{*i, *n};
+}
+
+// A Slurm job array's task as a shard. SLURM_ARRAY_TASK_MIN makes any first index work
+// (--array=0-7 as well as 1-8) and SLURM_ARRAY_TASK_STEP any step (1-15:2); N is
+// SLURM_ARRAY_TASK_COUNT, or derived from MIN, MAX and STEP. `from` receives the variables
+// used, for messages. Anything that does not give 1 <= I <= N is a usage error: guessing would
+// process some slides twice and others never.
+std::optional<flowinfer::Shard> shard_from_slurm(std::string& from) {
+    const char* const names[] = {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                                 "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"};
+    std::optional<int> v[5];
+    for (int k = 0; k < 5; ++k) {
+        const char* text = std::getenv(names[k]);
+        if (!text) continue;
+        v[k] = parse_index(text);
+        if (!v[k]) throw Usage(fmt::format("{}='{}' is not a whole number; pass --shard I/N", names[k], text));
+        from += fmt::format("{}{}={}", from.empty() ? "" : " ", names[k], *v[k]);
+    }
+    const auto& [id, count, min, max, step_var] = v;
+    if (!id) {
+        if (!from.empty()) throw Usage(fmt::format("{} is set but SLURM_ARRAY_TASK_ID is not; pass --shard I/N", from));
+        return std::nullopt;
+    }
+    const int step = step_var.value_or(1);
+    if (step < 1) throw Usage(fmt::format("{}: the step must be at least 1; pass --shard I/N", from));
+    if (!count && !(min && max))
+        throw Usage(fmt::format("{}: needs SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MIN and _MAX to know the "
+                                "number of shards; pass --shard I/N", from));
+    if (min && max && *max < *min) throw Usage(fmt::format("{}: SLURM_ARRAY_TASK_MAX < SLURM_ARRAY_TASK_MIN", from));
+    const int n = count ? *count : (*max - *min) / step + 1;
+    int i = *id;
+    if (min) {
+        if (*id < *min || (*id - *min) % step != 0)
+            throw Usage(fmt::format("{}: the task ID is not MIN + a multiple of STEP; pass --shard I/N", from));
+        i = (*id - *min) / step + 1;
+    }
+    if (n < 1 || i < 1 || i > n)
+        throw Usage(fmt::format("{}: gives shard {}/{}, outside 1..{}; submit the array as --array=1-N (or 0-(N-1)), "
+                                "or pass --shard I/N", from, i, n, n));
+    return flowinfer::Shard{i, n};
+}
+
 int cmd_run(const std::vector<std::string>& a) {
     std::string config;
     std::vector<std::string> overrides;
     bool tissue_mask = false, profile = false;
     flowinfer::RunOptions options;
     options.resume = true;
+    std::string shard_from;
     ProgressState progress;
     progress.tty = isatty(STDERR_FILENO);
     for (std::size_t i = 0; i < a.size(); ++i) {
@@ -214,16 +276,25 @@ int cmd_run(const std::vector<std::string>& a) {
         else if (a[i] == "--tissue-mask") tissue_mask = true;
         else if (a[i] == "--profile") profile = true;
         else if (a[i] == "--force") options.resume = false;
+        else if (a[i] == "--shard" || a[i].rfind("--shard=", 0) == 0) {
+            options.shard = parse_shard(a[i] == "--shard" ? need_value(a, i) : a[i].substr(8));
+            shard_from = "--shard";
+        }
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
         else throw Usage("run takes one config file");
     }
     if (config.empty()) throw Usage("run needs a config file");
+    if (!options.shard) options.shard = shard_from_slurm(shard_from);
     flowinfer::Config cfg = flowinfer::load_config(config, overrides);
     if (tissue_mask) {
         if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
         cfg.tissue_preview = true;
     }
+    if (options.shard)
+        std::fprintf(stderr, "flowinfer: shard %d/%d (%s): %zu of %zu slides\n", options.shard->index,
+                     options.shard->count, shard_from.c_str(), flowinfer::shard_slides(cfg.slides, *options.shard).size(),
+                     cfg.slides.size());
     flowinfer::RunStop stop;
     StopOnSignals signals(stop);
     options.progress = show_progress;

@@ -3,6 +3,7 @@
 
 #include "stages/atomic_file.hpp"
 #include "stages/resume.hpp"
+#include "stages/sha256.hpp"
 
 #include <fmt/format.h>
 #include <tbb/global_control.h>
@@ -82,6 +83,19 @@ SlideResult skipped_result(SlideResult r, const ResumeCheck& check) {
 
 }  // namespace
 
+std::vector<std::string> shard_slides(const std::vector<std::string>& slides, const Shard& shard) {
+    if (shard.count < 1 || shard.index < 1 || shard.index > shard.count)
+        throw Error(fmt::format("shard {}/{}: needs 1 <= I <= N", shard.index, shard.count));
+    std::vector<std::string> mine;
+    for (std::size_t k = static_cast<std::size_t>(shard.index - 1); k < slides.size(); k += static_cast<std::size_t>(shard.count))
+        mine.push_back(slides[k]);
+    return mine;
+}
+
+std::string summary_file_name(const std::optional<Shard>& shard) {
+    return shard ? fmt::format("summary-{}-of-{}.json", shard->index, shard->count) : "summary.json";
+}
+
 void RunStop::request(const std::string& reason) {
     std::lock_guard<std::mutex> lock(mu_);
     if (requested_.load(std::memory_order_relaxed)) return;
@@ -110,8 +124,9 @@ RunSummary run(const Config& cfg, ProgressFn progress, void* user, RunStop* stop
 }
 
 RunSummary run(const Config& cfg, const RunOptions& options) {
+    // Checked over the whole list, so every shard of one list fails alike.
     check_output_names(cfg);
-    const std::vector<std::string>& slides = cfg.slides;
+    const std::vector<std::string> slides = options.shard ? shard_slides(cfg.slides, *options.shard) : cfg.slides;
     const ProgressFn progress = options.progress;
     void* const user = options.user;
     RunStop* const stop = options.stop;
@@ -125,7 +140,12 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
     const auto t0 = std::chrono::steady_clock::now();
     const auto elapsed = [t0] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
     RunSummary summary;
-    summary.path = (fs::path(cfg.output_dir) / "summary.json").string();
+    summary.path = (fs::path(cfg.output_dir) / summary_file_name(options.shard)).string();
+    summary.shard = options.shard;
+    summary.slides_total = cfg.slides.size();
+    Sha256 list_hash;
+    for (const std::string& s : cfg.slides) list_hash.update(s + "\n");
+    summary.slides_sha256 = list_hash.hex();
     for (std::size_t i = 0; i < slides.size(); ++i) {
         SlideResult& r = summary.slides.emplace_back();
         r.index = static_cast<std::uint32_t>(i);
@@ -179,7 +199,7 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
         }
         write_summary(nullptr);
         if (jobs.empty()) {
-            // Every slide skipped: no model is loaded.
+            // Every slide skipped, or none in this shard: no model is loaded.
             summary.setup_s = elapsed();
         } else {
             tbb::flow::graph g;

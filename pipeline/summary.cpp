@@ -41,6 +41,9 @@ const char* to_string(RunState s) noexcept {
 std::string summary_json(const RunSummary& s) {
     std::string j = fmt::format("{{\n  \"state\": {},\n", quote(to_string(s.state)));
     if (!s.error.empty()) j += fmt::format("  \"error\": {},\n", quote(s.error));
+    if (s.shard)
+        j += fmt::format("  \"shard\": {{\"index\": {}, \"count\": {}, \"slides_total\": {}, \"slides_sha256\": {}}},\n",
+                         s.shard->index, s.shard->count, s.slides_total, quote(s.slides_sha256));
     // One count per status, in this order; a new status only needs adding here.
     constexpr SlideStatus kOrder[] = {SlideStatus::ok, SlideStatus::skipped, SlideStatus::failed,
                                       SlideStatus::interrupted, SlideStatus::pending};

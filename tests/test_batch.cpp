@@ -1,5 +1,6 @@
 // Many slides, no lost work: resume records (skip what is complete, redo what changed,
-// --force), and a run interrupted then resumed.
+// --force), shards (--shard and a Slurm job array's variables, run concurrently), and a run
+// interrupted then resumed.
 #define BOOST_TEST_MODULE test_batch
 #include <boost/test/unit_test.hpp>
 
@@ -32,6 +33,30 @@ using namespace flowinfer;
 namespace {
 
 const std::string kCli = FLOWINFER_CLI;
+const char* const kSlurmVars[] = {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                                  "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"};
+
+// Run inside a Slurm job array, the tests' own CLI runs would each process one shard.
+struct NoSlurmArray {
+    NoSlurmArray() {
+        for (const char* v : kSlurmVars) ::unsetenv(v);
+    }
+};
+
+// Sets environment variables for the CLI runs in its scope (children inherit them).
+struct ScopedEnv {
+    std::vector<std::string> names;
+    explicit ScopedEnv(const std::vector<std::pair<std::string, std::string>>& vars) {
+        for (const auto& [k, v] : vars) {
+            ::setenv(k.c_str(), v.c_str(), 1);
+            names.push_back(k);
+        }
+    }
+    ~ScopedEnv() {
+        for (const std::string& k : names) ::unsetenv(k.c_str());
+    }
+};
+
 std::string normal(const std::string& p) { return fs::path(p).lexically_normal().string(); }
 
 // A file's bytes and modification time, to show that a skipped slide's files are untouched.
@@ -126,6 +151,8 @@ void check_statuses(const fit::Json& summary, const std::map<std::string, std::s
 
 }  // namespace
 
+BOOST_TEST_GLOBAL_FIXTURE(NoSlurmArray);
+
 // ---------------------------------------------------------------------------------------------
 // Building blocks
 
@@ -169,6 +196,21 @@ BOOST_AUTO_TEST_CASE(json_reader_reads_records_and_rejects_the_rest) {
         BOOST_TEST(!parse_json(bad), bad);
     BOOST_TEST(!parse_json(std::string(100, '[') + std::string(100, ']')));  // deeper than 64
     BOOST_TEST(parse_json(std::string(60, '[') + std::string(60, ']')).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(shards_split_the_list_round_robin) {
+    const std::vector<std::string> seven = {"a", "b", "c", "d", "e", "f", "g"};
+    BOOST_TEST(shard_slides(seven, {1, 3}) == (std::vector<std::string>{"a", "d", "g"}));
+    BOOST_TEST(shard_slides(seven, {2, 3}) == (std::vector<std::string>{"b", "e"}));
+    BOOST_TEST(shard_slides(seven, {3, 3}) == (std::vector<std::string>{"c", "f"}));
+    BOOST_TEST(shard_slides(seven, {1, 1}) == seven);
+    BOOST_TEST(shard_slides(seven, {8, 8}).empty());
+    BOOST_TEST(shard_slides(seven, {7, 8}) == (std::vector<std::string>{"g"}));
+    BOOST_CHECK_THROW(shard_slides(seven, {0, 3}), Error);
+    BOOST_CHECK_THROW(shard_slides(seven, {4, 3}), Error);
+    BOOST_CHECK_THROW(shard_slides(seven, {1, 0}), Error);
+    BOOST_TEST(summary_file_name(std::nullopt) == "summary.json");
+    BOOST_TEST(summary_file_name(Shard{2, 8}) == "summary-2-of-8.json");
 }
 
 BOOST_AUTO_TEST_CASE(settings_hash_covers_what_changes_outputs_only) {
@@ -367,7 +409,169 @@ BOOST_FIXTURE_TEST_CASE(resume_skips_complete_slides_and_redoes_what_changed, Ba
 }
 
 // ---------------------------------------------------------------------------------------------
-// (b) Interrupted, then resumed
+// (b) Shards
+
+namespace {
+
+struct Cohort : Batch {
+    std::vector<std::string> sorted;  // the list every shard computes
+    std::string bad;
+    Cohort() {
+        synth("syn-a.tiff", 600, 500, 1);
+        synth("syn-b.tiff", 900, 700, 2);
+        bad = normal(fit::shared_slide("negative/unreadable.svs"));
+        slides = {normal(fit::shared_slide("CMU-1-Small-Region.svs")), normal(fit::shared_slide("CropBreastSlide.tiff")),
+                  normal(fit::shared_slide("boxes.tiff")), normal(fit::shared_slide("small.svs")),
+                  normal(dir / "syn-a.tiff"), normal(dir / "syn-b.tiff"), bad};
+        // The config lists them out of order: shards must agree on the sorted list.
+        std::reverse(slides.begin(), slides.end());
+        config();
+        sorted = slides;
+        std::sort(sorted.begin(), sorted.end());
+    }
+    std::vector<std::string> expected_shard(int i, int n) const {
+        std::vector<std::string> mine;
+        for (std::size_t k = 0; k < sorted.size(); ++k)
+            if (static_cast<int>(k % static_cast<std::size_t>(n)) == i - 1) mine.push_back(sorted[k]);
+        return mine;
+    }
+    static std::vector<std::string> paths(const fit::Json& summary) {
+        std::vector<std::string> p;
+        for (const fit::Json& s : summary["slides"].items) p.push_back(s["path"].s);
+        return p;
+    }
+};
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(three_concurrent_shards_process_every_slide_once, Cohort) {
+    // Started at once, into one output directory.
+    std::vector<std::unique_ptr<fit::Child>> children;
+    for (int i = 1; i <= 3; ++i)
+        children.push_back(std::make_unique<fit::Child>(std::vector<std::string>{
+            kCli, "run", dir / "pipeline.toml", "--quiet", "--shard", fmt::format("{}/3", i)}));
+    std::vector<fit::CmdResult> results;
+    for (auto& c : children) results.push_back(c->wait());
+
+    std::multiset<std::string> seen;
+    std::set<std::string> hashes;
+    int ok = 0;
+    for (int i = 1; i <= 3; ++i) {
+        BOOST_TEST_CONTEXT("shard " << i) {
+            const fit::CmdResult& r = results[static_cast<std::size_t>(i - 1)];
+            BOOST_TEST_MESSAGE(r.output);
+            const std::vector<std::string> mine = expected_shard(i, 3);
+            const bool has_bad = std::count(mine.begin(), mine.end(), bad) > 0;
+            BOOST_TEST(r.exit_code == (has_bad ? 1 : 0));
+            BOOST_TEST(r.output.find(fmt::format("shard {}/3 (--shard): {} of 7 slides", i, mine.size())) != std::string::npos);
+            const fit::Json s = summary(fmt::format("summary-{}-of-3.json", i));
+            BOOST_TEST(s["state"].s == "finished");
+            BOOST_TEST(s["shard"]["index"].n == i);
+            BOOST_TEST(s["shard"]["count"].n == 3);
+            BOOST_TEST(s["shard"]["slides_total"].n == 7);
+            hashes.insert(s["shard"]["slides_sha256"].s);
+            BOOST_TEST(paths(s) == mine, boost::test_tools::per_element());
+            for (const fit::Json& e : s["slides"].items) {
+                seen.insert(e["path"].s);
+                if (e["path"].s == bad) {
+                    BOOST_TEST(e["status"].s == "failed");
+                    BOOST_TEST(!fs::exists(record(bad)));
+                    continue;
+                }
+                BOOST_TEST(e["status"].s == "ok", e["path"].s);
+                ++ok;
+                BOOST_TEST(fs::exists(record(e["path"].s)));
+                BOOST_TEST(fit::read_level(e["outputs"][0]["path"].s, 0).width > 0);
+            }
+        }
+    }
+    // Union = the whole list, and no slide in two shards.
+    BOOST_TEST(std::vector<std::string>(seen.begin(), seen.end()) == sorted, boost::test_tools::per_element());
+    BOOST_TEST(ok == 6);
+    BOOST_TEST(hashes.size() == 1u);  // one list for all
+    BOOST_TEST(!fs::exists(out + "/summary.json"));
+    BOOST_TEST(fit::files_ending_with(out, ".partial").empty());
+
+    // Slurm's variables pick the same shard as --shard (and it resumes: all its good slides
+    // are skipped). ID with COUNT; 0-based arrays through MIN; MIN/MAX without COUNT; a step.
+    struct EnvCase {
+        std::vector<std::pair<std::string, std::string>> env;
+        int shard;
+    };
+    const EnvCase env_cases[] = {
+        {{{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, 2},
+        {{{"SLURM_ARRAY_TASK_ID", "0"}, {"SLURM_ARRAY_TASK_COUNT", "3"}, {"SLURM_ARRAY_TASK_MIN", "0"}}, 1},
+        {{{"SLURM_ARRAY_TASK_ID", "12"}, {"SLURM_ARRAY_TASK_MIN", "10"}, {"SLURM_ARRAY_TASK_MAX", "12"}}, 3},
+        {{{"SLURM_ARRAY_TASK_ID", "5"}, {"SLURM_ARRAY_TASK_MIN", "1"}, {"SLURM_ARRAY_TASK_MAX", "5"},
+          {"SLURM_ARRAY_TASK_STEP", "2"}}, 3},
+    };
+    for (const EnvCase& c : env_cases) {
+        BOOST_TEST_CONTEXT("env case for shard " << c.shard) {
+            const std::string name = fmt::format("summary-{}-of-3.json", c.shard);
+            fs::remove(out + "/" + name);
+            ScopedEnv env(c.env);
+            const fit::CmdResult r = run();
+            BOOST_TEST(r.output.find(fmt::format("shard {}/3 (SLURM_ARRAY_TASK_ID=", c.shard)) != std::string::npos);
+            const fit::Json s = summary(name);
+            BOOST_TEST(paths(s) == expected_shard(c.shard, 3), boost::test_tools::per_element());
+            for (const fit::Json& e : s["slides"].items)
+                BOOST_TEST(e["status"].s == (e["path"].s == bad ? "failed" : "skipped"));
+        }
+    }
+    // --shard wins over the environment.
+    {
+        ScopedEnv env({{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_COUNT", "3"}});
+        fs::remove(out + "/summary-2-of-3.json");
+        run("--shard 2/3");
+        BOOST_TEST(fs::exists(out + "/summary-2-of-3.json"));
+    }
+    // A shard with no slide still writes its summary.
+    auto r = run("--shard 8/8");
+    BOOST_TEST(r.exit_code == 0);
+    const fit::Json empty = summary("summary-8-of-8.json");
+    BOOST_TEST(empty["state"].s == "finished");
+    BOOST_TEST(empty["slides"].items.empty());
+    BOOST_TEST(empty["counts"]["ok"].n + empty["counts"]["skipped"].n + empty["counts"]["failed"].n == 0);
+    BOOST_TEST(empty["shard"]["slides_total"].n == 7);
+}
+
+BOOST_FIXTURE_TEST_CASE(bad_shards_are_usage_errors, Batch) {
+    slides = {normal(fit::shared_slide("small.svs"))};
+    config();
+    for (const char* bad : {"0/3", "4/3", "1/0", "0/0", "abc", "2", "2/", "/3", "-1/3", "1/3x", "1.5/3", "2/3/4", "''"}) {
+        const fit::CmdResult r = run(std::string("--shard ") + bad);
+        BOOST_TEST(r.exit_code == 2, bad);
+        BOOST_TEST(r.output.find("--shard '") != std::string::npos, bad);
+    }
+    BOOST_TEST(run("--shard").exit_code == 2);
+    struct EnvCase {
+        std::vector<std::pair<std::string, std::string>> env;
+        const char* says;
+    };
+    const EnvCase cases[] = {
+        {{{"SLURM_ARRAY_TASK_ID", "4"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, "gives shard 4/3"},
+        {{{"SLURM_ARRAY_TASK_ID", "0"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, "gives shard 0/3"},
+        {{{"SLURM_ARRAY_TASK_ID", "x"}, {"SLURM_ARRAY_TASK_COUNT", "3"}}, "SLURM_ARRAY_TASK_ID='x' is not a whole number"},
+        {{{"SLURM_ARRAY_TASK_ID", "2"}}, "needs SLURM_ARRAY_TASK_COUNT"},
+        {{{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_MIN", "1"}}, "needs SLURM_ARRAY_TASK_COUNT"},
+        {{{"SLURM_ARRAY_TASK_COUNT", "3"}}, "SLURM_ARRAY_TASK_ID is not"},
+        {{{"SLURM_ARRAY_TASK_ID", "1"}, {"SLURM_ARRAY_TASK_MIN", "3"}, {"SLURM_ARRAY_TASK_MAX", "5"}}, "not MIN + a multiple"},
+        {{{"SLURM_ARRAY_TASK_ID", "2"}, {"SLURM_ARRAY_TASK_MIN", "1"}, {"SLURM_ARRAY_TASK_MAX", "5"},
+          {"SLURM_ARRAY_TASK_STEP", "2"}}, "not MIN + a multiple"},
+        {{{"SLURM_ARRAY_TASK_ID", "3"}, {"SLURM_ARRAY_TASK_MIN", "3"}, {"SLURM_ARRAY_TASK_MAX", "1"}}, "MAX < SLURM_ARRAY_TASK_MIN"},
+    };
+    for (const EnvCase& c : cases) {
+        ScopedEnv env(c.env);
+        const fit::CmdResult r = run();
+        BOOST_TEST(r.exit_code == 2, c.says);
+        BOOST_TEST(r.output.find(c.says) != std::string::npos, c.says);
+    }
+    // Nothing was run by any of them.
+    BOOST_TEST(!fs::exists(out));
+}
+
+// ---------------------------------------------------------------------------------------------
+// (c) Interrupted, then resumed
 
 namespace {
 

@@ -60,7 +60,18 @@ activation = "none"
     }
 };
 
+// Run inside a Slurm job array, every `flowinfer run` below would process one shard only.
+struct NoSlurmArray {
+    NoSlurmArray() {
+        for (const char* v : {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
+                              "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"})
+            ::unsetenv(v);
+    }
+};
+
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(NoSlurmArray);
 
 BOOST_FIXTURE_TEST_SUITE(cli, Fixture)
 

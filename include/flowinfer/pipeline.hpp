@@ -1,7 +1,9 @@
 // flowinfer pipeline: the whole-slide inference graph, as a function and as a flow-graph node.
 //
 // Thread safety:
-// - run() may be called from any thread; concurrent calls must use different output dirs.
+// - run() may be called from any thread; concurrent calls, in one process or several, must use
+//   different output dirs or different shards of one slide list (a shard writes only its own
+//   slides' directories and its own summary-I-of-N.json).
 // - SlidePipeline is a tbb::flow::composite_node: construct it with the user's graph, connect
 //   it with make_edge, and feed it with try_put like any other node. Its constructor loads the
 //   model(s) and may throw ModelError. It must outlive every wait_for_all() on its graph.
@@ -106,6 +108,23 @@ struct Progress {
     std::int64_t in_flight = 0;       // the same, now
 };
 
+// One of `count` parts of a slide list, for running a cohort as a job array (`index` from 1).
+// Slide k of the list (0-based) belongs to shard (k mod count) + 1: round-robin, so each shard
+// gets a spread of the list (and of its slide sizes, when the list is ordered by scanner or
+// date), and shard sizes differ by at most one.
+struct Shard {
+    int index = 1;
+    int count = 1;
+};
+
+// The slides of `slides` that belong to `shard` (in list order). Throws Error when the shard
+// is not 1 <= index <= count.
+std::vector<std::string> shard_slides(const std::vector<std::string>& slides, const Shard& shard);
+
+// The summary file a run writes: "summary.json", or "summary-I-of-N.json" for a shard, so
+// shards writing one output directory never write the same file.
+std::string summary_file_name(const std::optional<Shard>& shard);
+
 // The run as a whole, in summary.json's "state".
 // - running: a summary written while slides are still being processed;
 // - finished: every slide has a result (ok, failed or skipped);
@@ -117,8 +136,13 @@ const char* to_string(RunState s) noexcept;
 struct RunSummary {
     RunState state = RunState::running;
     std::string error;  // interrupted, failed: why the run stopped
-    std::string path;   // the summary file written: <output.dir>/summary.json
-    std::vector<SlideResult> slides;
+    std::string path;   // the summary file written: <output.dir>/summary_file_name(shard)
+    std::optional<Shard> shard;
+    // Of the whole list (every shard): its length and the SHA-256 of its paths (one per line),
+    // so per-shard summaries can be checked to come from one list.
+    std::size_t slides_total = 0;
+    std::string slides_sha256;
+    std::vector<SlideResult> slides;  // this shard's (all of them without a shard)
     std::int64_t patches = 0;
     double wall_s = 0.0;
     // Of wall_s, the time spent loading and warming up the models before the first slide;
@@ -189,13 +213,14 @@ struct RunOptions {
     // "Resume". Off: every slide is processed (the CLI's --force). Records are written either
     // way, as the last step of every slide that ends ok.
     bool resume = false;
+    std::optional<Shard> shard;  // none: every slide of cfg
     ProgressFn progress = nullptr;
     void* user = nullptr;
     RunStop* stop = nullptr;  // ends the run early: see RunStop
 };
 
-// Processes every slide of cfg in one graph, writes outputs, resume records and
-// <output_dir>/summary.json. The summary is written before the first
+// Processes the slides of cfg (of options.shard, if set) in one graph, writes outputs, resume
+// records and <output_dir>/summary_file_name(shard). The summary is written before the first
 // slide and rewritten (atomically) as each slide finishes, so a killed run leaves a valid
 // summary of what it finished. Slide failures are reported in the summary. An error that is
 // not about one slide (a model that cannot be loaded or read, an output that cannot be
