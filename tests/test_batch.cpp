@@ -656,3 +656,50 @@ BOOST_FIXTURE_TEST_CASE(an_interrupted_run_resumes_where_it_stopped, Batch) {
     BOOST_TEST(!entry(s, b).has("reason"));  // no record left: b is done as if for the first time
     BOOST_TEST(fs::exists(record(b)));
 }
+
+// ---------------------------------------------------------------------------------------------
+// configs/slurm: the array script and the cohort config, with a stand-in for srun
+
+BOOST_AUTO_TEST_CASE(slurm_array_script_runs_the_cohort_one_shard_per_task) {
+    fit::TempDir dir;
+    // The config points at ../../flowinfer-demo/: give it one next to a copy of configs/.
+    fs::copy(fs::path(FLOWINFER_SOURCE_DIR) / "configs", dir / "configs", fs::copy_options::recursive);
+    BOOST_REQUIRE(fit::run_cmd(kCli + " demo " + (dir / "flowinfer-demo") + " --assets-only").exit_code == 0);
+    // srun without Slurm: drop its options, run the command.
+    fs::create_directories(dir / "bin");
+    fit::write_text(dir / "bin/srun", "#!/bin/sh\nwhile [ \"${1#-}\" != \"$1\" ]; do shift; done\nexec \"$@\"\n");
+    fs::permissions(dir / "bin/srun", fs::perms::owner_all);
+    const std::string out = dir / "flowinfer-demo/out-cohort";
+    const auto task = [&](int id) {
+        // The GPU device of the config is swapped for the CPU here; everything else is the script's.
+        const auto r = fit::run_cmd(fmt::format(
+            "cd {} && PATH={}:$PATH FLOWINFER={} SLURM_ARRAY_TASK_ID={} SLURM_ARRAY_TASK_COUNT=2 SLURM_CPUS_PER_TASK=2 "
+            "bash configs/slurm/cohort.sbatch configs/slurm/cohort.toml --quiet --set runtime.device=cpu",
+            dir.path(), dir / "bin", kCli, id));
+        BOOST_TEST_MESSAGE("task " << id << ": exit " << r.exit_code << "\n" << r.output);
+        return r;
+    };
+    std::set<std::string> seen;
+    for (int id : {1, 2}) {
+        const auto r = task(id);
+        BOOST_TEST(r.exit_code == 0);
+        BOOST_TEST(r.output.find(fmt::format("shard {}/2 (SLURM_ARRAY_TASK_ID={} SLURM_ARRAY_TASK_COUNT=2): 1 of 2 slides",
+                                             id, id)) != std::string::npos);
+        const fit::Json s = fit::parse_json(fit::read_text(out + fmt::format("/summary-{}-of-2.json", id)));
+        BOOST_TEST(s["counts"]["ok"].n == 1);
+        for (const fit::Json& e : s["slides"].items) {
+            seen.insert(fs::path(e["path"].s).filename().string());
+            BOOST_TEST(e["outputs"].items.size() == 4u);  // tissue map; classifier map, CSV, GeoJSON
+        }
+    }
+    BOOST_TEST((seen == std::set<std::string>{"discs.tiff", "synthetic-he.tiff"}));
+    // Submitted again: nothing left to do.
+    const auto again = task(2);
+    BOOST_TEST(again.exit_code == 0);
+    BOOST_TEST(fit::parse_json(fit::read_text(out + "/summary-2-of-2.json"))["counts"]["skipped"].n == 1);
+    // A bad shard setting fails the task as a usage error.
+    const auto bad = fit::run_cmd(fmt::format("cd {} && PATH={}:$PATH FLOWINFER={} SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_COUNT=2 "
+                                              "bash configs/slurm/cohort.sbatch configs/slurm/cohort.toml",
+                                              dir.path(), dir / "bin", kCli));
+    BOOST_TEST(bad.exit_code == 2);
+}
