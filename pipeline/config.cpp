@@ -603,6 +603,10 @@ std::vector<float> read_triplet(const Context& c, const std::string& key, const 
         if (std::fabs(x) > std::numeric_limits<float>::max())
             c.fail(ekey, &e, fmt::format("{} is out of float range", x));
         if (positive && x <= 0) c.fail(ekey, &e, fmt::format("must be > 0 (got {})", x));
+        // std is a divisor: a value that is 0 or subnormal as a float (1e-72 passes x > 0)
+        // would make every normalized pixel inf or NaN.
+        if (positive && static_cast<float>(x) < std::numeric_limits<float>::min())
+            c.fail(ekey, &e, fmt::format("must be at least {} (got {})", std::numeric_limits<float>::min(), x));
         out.push_back(static_cast<float>(x));
     }
     return out;

@@ -451,6 +451,10 @@ PyramidTiffWriter::PyramidTiffWriter(std::string final_path, TiffLayout layout)
         d.fail(fmt::format("invalid image size {}x{}", L.width, L.height));
     if (L.channels != 1 && L.channels != 3) d.fail(fmt::format("unsupported channels {}", L.channels));
     if (L.tile < 16 || L.tile % 16 != 0) d.fail(fmt::format("tile size {} is not a multiple of 16", L.tile));
+    // Whatever the compression: a level thinner than a tile is deflated even with `none`, and
+    // libtiff would only refuse the level in finish(), after every tile was written.
+    if (L.deflate_level < 1 || L.deflate_level > 9)
+        d.fail(fmt::format("deflate level {} is not 1..9", L.deflate_level));
     if (!L.palette_rgb.empty() && (L.channels != 1 || L.palette_rgb.size() != 256 * 3))
         d.fail("a palette needs 1 channel and 256*3 entries");
     d.palette = !L.palette_rgb.empty();

@@ -573,6 +573,7 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
         {"mean = [0.5, 0.5, 1e300]\n", "models[0].mean[2]", 8, 19, "out of float range"},
         {"std = [0.5, 0, 0.5]\n", "models[0].std[1]", 8, 13, "must be > 0"},
         {"std = [0.5, 0.5, -1]\n", "models[0].std[2]", 8, 18, "must be > 0"},
+        {"std = [0.5, 1e-72, 0.5]\n", "models[0].std[1]", 8, 13, "must be at least"},  // fuzz_config
         {"activation = \"relu\"\n", "models[0].activation", 8, 14,
          "must be one of: softmax, sigmoid, none (got 'relu')"},
         {"blend = \"max\"\n", "models[0].blend", 8, 9,

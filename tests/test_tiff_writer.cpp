@@ -375,6 +375,10 @@ BOOST_AUTO_TEST_CASE(unwritable_path_throws_output_error) {
         BOOST_TEST(e.path() == path);
     }
     BOOST_CHECK_THROW(PyramidTiffWriter("x.tif", grey_layout(0, 10, Compression::deflate)), OutputError);
+    // Found by fuzz_tiff_writer: with compression none the level was only refused by finish().
+    TiffLayout bad_level = grey_layout(100, 100, Compression::none);
+    bad_level.deflate_level = 0;
+    BOOST_CHECK_THROW(PyramidTiffWriter("x.tif", bad_level), OutputError);
 }
 
 BOOST_AUTO_TEST_CASE(synthetic_slide_matches_synthetic_pixel) {
