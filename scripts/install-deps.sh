@@ -7,5 +7,14 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $sudo apt-get update -qq
+# The fuzz targets (fuzz/, README "Sanitizers and fuzzing") need clang with its libFuzzer and
+# sanitizer runtimes, which bookworm ships in libclang-rt-14-dev (only recommended by clang,
+# so named here), and llvm-symbolizer (package llvm) for readable reports. Debian's packages only;
+# a release without these package names gets the plain `clang` package.
+if apt-cache show libclang-rt-14-dev >/dev/null 2>&1; then
+  pkgs+=(clang libclang-rt-14-dev llvm)
+elif apt-cache show clang >/dev/null 2>&1; then
+  pkgs+=(clang)
+fi
 $sudo apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 echo "flowinfer dependencies installed"
