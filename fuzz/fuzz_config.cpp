@@ -60,7 +60,8 @@ Sandbox& sandbox() {
 // machine's file system: slow and not the loader's logic. Such inputs are skipped.
 bool walks_the_file_system(std::string_view text) {
     if (text.find_first_of("*?[") == std::string_view::npos) return false;
-    if (text.find("..") != std::string_view::npos) return true;
+    if (text.find("../") != std::string_view::npos || text.find("/..") != std::string_view::npos)
+        return true;
     for (std::string_view start : {"\"/", "'/", "=/", "= /", "\\u", "\\U"})
         if (text.find(start) != std::string_view::npos) return true;
     return false;
