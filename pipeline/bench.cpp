@@ -5,7 +5,6 @@
 #include "stages/json.hpp"
 #include "stages/layout.hpp"
 #include "stages/model.hpp"
-#include "stages/normalize.hpp"
 #include "stages/read_region.hpp"
 
 #include <fmt/format.h>
@@ -85,23 +84,13 @@ double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const Be
     StageCounter counter;
     const ReadRegion read(counter);
     const std::size_t per = static_cast<std::size_t>(3) * patch * patch;
-    // The batch in the form the pipeline hands this model: uint8 RGB on a GPU, else floats.
-    std::shared_ptr<float> floats = model.host_buffer(per * batch);
+    // The batch in the form the pipeline hands the model: uint8 RGB, normalized by run_rgb.
     std::shared_ptr<std::uint8_t> rgb = model.host_bytes(per * batch);
-    std::array<float, 3> scale{}, bias{};
-    for (int c = 0; c < 3; ++c) {
-        scale[c] = 1.0f / (255.0f * mc.std[c]);
-        bias[c] = -mc.mean[c] / mc.std[c];
-    }
     for (int i = 0; i < batch; ++i) {
         const Patch p = read(PatchTask{s.ctx, s.keys[static_cast<std::size_t>(i) % s.keys.size()], nullptr});
-        normalize_rgb(p.rgb.data(), patch * patch, scale.data(), bias.data(), floats.get() + per * i);
         std::copy(p.rgb.begin(), p.rgb.end(), rgb.get() + per * i);
     }
-    const auto infer = [&](int slot) {
-        if (model.wants_rgb()) model.run_rgb(rgb.get(), batch, patch, patch, slot);
-        else model.run(floats.get(), batch, patch, patch, slot);
-    };
+    const auto infer = [&](int slot) { model.run_rgb(rgb.get(), batch, patch, patch, slot); };
     // Warm-up outside the timed region, in every caller thread (cuDNN autotuning, OpenMP pools).
     std::vector<std::thread> warm;
     for (int k = 0; k < calls; ++k) warm.emplace_back([&, k] { infer(k); });
@@ -196,7 +185,9 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     };
 
     for (int round = 0; round < std::max(1, opt.repeat); ++round) {
-        r.read_patches_per_s = std::max(r.read_patches_per_s, read_ceiling(cfg, sample));
+        BenchResult::Round& now = r.rounds.emplace_back();
+        now.read = read_ceiling(cfg, sample);
+        r.read_patches_per_s = std::max(r.read_patches_per_s, now.read);
         BenchResult m;
         model_ceiling(cfg, sample, opt, m);
         if (round == 0 || m.model_patches_per_s > r.model_patches_per_s) {
@@ -204,14 +195,17 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
             r.model_concurrency = m.model_concurrency;
             r.model_torch_threads = m.model_torch_threads;
         }
+        now.model = m.model_patches_per_s;
         r.model_shapes.insert(r.model_shapes.end(), m.model_shapes.begin(), m.model_shapes.end());
         r.device = m.device;
         r.precision = m.precision;
 
         RunSummary s = run(seq);
+        now.sequential = s.patches_per_s;
         if (s.patches_per_s > r.sequential_patches_per_s) r.sequential = std::move(s);
         std::vector<double> occupancy;
         RunSummary p = run(pipe, &Sampler::fn, &occupancy);
+        now.pipeline = p.patches_per_s;
         if (p.patches_per_s > r.pipeline_patches_per_s) {
             r.pipeline = std::move(p);
             r.pipeline_patches_per_s = r.pipeline.patches_per_s;
@@ -234,6 +228,10 @@ std::string bench_json(const BenchResult& r) {
     for (const BenchResult::Shape& sh : r.model_shapes)
         shapes += fmt::format("{}{{\"calls\": {}, \"torch_threads\": {}, \"patches_per_s\": {}}}",
                               shapes.empty() ? "" : ", ", sh.calls, sh.torch_threads, num(sh.patches_per_s));
+    std::string rounds;
+    for (const BenchResult::Round& x : r.rounds)
+        rounds += fmt::format("{}{{\"read\": {}, \"model\": {}, \"sequential\": {}, \"pipeline\": {}}}",
+                              rounds.empty() ? "" : ", ", num(x.read), num(x.model), num(x.sequential), num(x.pipeline));
     std::string stages;
     for (const auto& [name, st] : r.pipeline.stages)
         stages += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
@@ -247,12 +245,13 @@ std::string bench_json(const BenchResult& r) {
         "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
         "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
         "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
-        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"stages\": {{{}\n  }}\n}}\n",
+        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"rounds\": [{}],\n"
+        "  \"stages\": {{{}\n  }}\n}}\n",
         json_string(r.slide), json_string(r.model), json_string(r.device), json_string(r.precision), r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
         r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
         num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
         num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,
-        r.pipeline.peak_in_flight, num(r.mean_in_flight), shapes, stages);
+        r.pipeline.peak_in_flight, num(r.mean_in_flight), shapes, rounds, stages);
 }
 
 std::string bench_table(const BenchResult& r) {
@@ -271,6 +270,13 @@ std::string bench_table(const BenchResult& r) {
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "pipeline", r.pipeline_patches_per_s);
     t += fmt::format("  {:<28}{:>12.2f}\n", "efficiency (pipeline/bound)", r.efficiency);
     t += fmt::format("  {:<28}{:>12.2f}x\n", "speedup vs sequential", r.speedup_vs_sequential);
+    if (r.rounds.size() > 1) {
+        t += fmt::format("  {:<28}{:>10}{:>10}{:>12}{:>10}   (patches/s; the best of each counts)\n", "rounds", "read",
+                         "model", "sequential", "pipeline");
+        for (std::size_t i = 0; i < r.rounds.size(); ++i)
+            t += fmt::format("    {:<26}{:>10.1f}{:>10.1f}{:>12.1f}{:>10.1f}\n", i + 1, r.rounds[i].read,
+                             r.rounds[i].model, r.rounds[i].sequential, r.rounds[i].pipeline);
+    }
     return t;
 }
 

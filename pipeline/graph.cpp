@@ -139,12 +139,10 @@ struct SlidePipeline::Impl {
     function_node<SlideResult, continue_msg> slide_finished;
 
     Normalize make_normalize() {
-        std::vector<std::vector<Normalize::Target>> targets(topology.read_groups.size());
-        for (std::size_t b = 0; b < topology.batch_groups.size(); ++b) {
-            const BatchGroup& g = topology.batch_groups[b];
-            targets[static_cast<std::size_t>(g.read_group)].push_back(Normalize::target(models.assemblers[b], g));
-        }
-        return Normalize(std::move(targets), counters[kNormalize]);
+        std::vector<std::vector<BatchAssembler*>> assemblers(topology.read_groups.size());
+        for (std::size_t b = 0; b < topology.batch_groups.size(); ++b)
+            assemblers[static_cast<std::size_t>(topology.batch_groups[b].read_group)].push_back(&models.assemblers[b]);
+        return Normalize(std::move(assemblers), counters[kNormalize]);
     }
 
     // The task stage of model m, as a node body.

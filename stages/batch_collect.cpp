@@ -15,8 +15,7 @@ BatchPtr BatchAssembler::make_batch(const SlidePtr& ctx) const {
     b->tickets.resize(batch_size_);
     b->unreadable.assign(static_cast<std::size_t>(batch_size_), 0);
     const std::size_t values = static_cast<std::size_t>(batch_size_) * 3 * patch_size_ * patch_size_;
-    if (rgb_) b->rgb = model_->host_bytes(values);
-    else b->floats = model_->host_buffer(values);
+    b->rgb = model_->host_bytes(values);
     b->target.store(batch_size_, std::memory_order_relaxed);
     return b;
 }

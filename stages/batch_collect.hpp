@@ -1,7 +1,7 @@
 // batch_collect stage: groups a slide's patches into batches of `batch_size`.
 //
 // Normalize writes each patch straight into a slot of the batch buffer it reserved from its
-// batch group's BatchAssembler (no per-patch float copy); batch_collect counts the filled
+// batch group's BatchAssembler; batch_collect counts the filled
 // slots and sends a batch on once all its slots are written. A slide's last batch holds
 // fewer slots; it is flushed as soon as its last patch is normalized.
 //
@@ -30,7 +30,7 @@ public:
     // `model` provides the buffers (pinned when it runs on CUDA); `consumers` models share
     // each batch.
     BatchAssembler(const Model& model, int group, const BatchGroup& spec, int patch_size)
-        : model_(&model), group_(group), rgb_(spec.rgb), batch_size_(spec.batch_size),
+        : model_(&model), group_(group), batch_size_(spec.batch_size),
           consumers_(static_cast<int>(spec.models.size())), patch_size_(patch_size) {}
     Slot reserve(const Patch& patch);
 
@@ -43,7 +43,6 @@ private:
 
     const Model* model_;
     int group_;
-    bool rgb_;
     int batch_size_;
     int consumers_;
     int patch_size_;

@@ -38,8 +38,7 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
         ~Lease() { pool->release(slot); }
     } lease{slots_, slots_->acquire()};
     try {
-        r.out = batch->rgb ? model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot)
-                           : model_->run(batch->floats.get(), n, batch->patch_size, batch->patch_size, lease.slot);
+        r.out = model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot);
     } catch (const ModelError& e) {
         batch->ctx->fail(e.what());
         r.out = ModelOutput{};

@@ -122,15 +122,15 @@ Topology make_topology(const Config& cfg) {
         int rg = 0;
         while (rg < int(t.read_groups.size()) && !(t.read_groups[rg].tiling == tiling)) ++rg;
         if (rg == int(t.read_groups.size())) t.read_groups.push_back(ReadGroup{tiling, {}});
-        const bool rgb = mc.device.value_or(cfg.device).rfind("cuda", 0) == 0;
+        const bool gpu = mc.device.value_or(cfg.device).rfind("cuda", 0) == 0;
         int bg = -1;
         for (int b : t.read_groups[rg].batch_groups) {
             const BatchGroup& g = t.batch_groups[b];
-            if (g.batch_size == mc.batch_size && g.rgb == rgb && g.mean == mc.mean && g.std == mc.std) bg = b;
+            if (g.batch_size == mc.batch_size && g.gpu == gpu) bg = b;
         }
         if (bg < 0) {
             bg = int(t.batch_groups.size());
-            t.batch_groups.push_back(BatchGroup{rg, mc.batch_size, rgb, mc.mean, mc.std, {}});
+            t.batch_groups.push_back(BatchGroup{rg, mc.batch_size, gpu, {}});
             t.read_groups[rg].batch_groups.push_back(bg);
         }
         t.batch_groups[bg].models.push_back(int(m));

@@ -50,8 +50,9 @@ struct PatchKey {
 struct BatchGroup {
     int read_group = 0;
     int batch_size = 1;
-    bool rgb = false;  // the models run on a GPU: batches carry uint8 RGB
-    std::vector<float> mean, std;
+    // The models run on a GPU: batch buffers are pinned. (Mean and std do not split groups:
+    // batches carry uint8 RGB and each model normalizes its own input.)
+    bool gpu = false;
     std::vector<int> models;  // indices into Config::models
 };
 

@@ -59,9 +59,10 @@ struct Patch {
     bool unreadable = false;  // OpenSlide could not read it (runtime.on_read_error = "skip")
 };
 
-// Up to `capacity` patches of one slide, shared by every model of its batch group: normalized
-// [n, 3, P, P] float32 in `floats`, or, for models on a GPU, raw RGB [n, P, P, 3] uint8 in
-// `rgb` (a quarter of the upload; the model normalizes on the device).
+// Up to `capacity` patches of one slide, shared by every model of its batch group, as raw RGB
+// [n, P, P, 3] uint8 in `rgb`. Each model normalizes where it runs (Model::run_rgb): a quarter
+// of float32's bytes to upload to a GPU, and on CPU a quarter of the memory traffic between
+// the normalize stage and inference.
 struct Batch {
     SlidePtr ctx;
     int group = 0;  // batch group
@@ -79,8 +80,7 @@ struct Batch {
         return false;
     }
     std::atomic<int> consumers{0};  // models still to finish with this batch
-    std::shared_ptr<float> floats;       // from Model::host_buffer
-    std::shared_ptr<std::uint8_t> rgb;   // from Model::host_bytes (pinned)
+    std::shared_ptr<std::uint8_t> rgb;  // from Model::host_bytes (pinned for a GPU)
     // Slots that will be filled: capacity, or fewer for a slide's last batch. Set by the
     // assembler before the slot that completes the batch is handed out.
     std::atomic<int> target{0};

@@ -2,6 +2,8 @@
 // torch out of model.hpp so the rest of the project compiles fast and stays torch-free.
 #include "stages/model.hpp"
 
+#include "stages/normalize.hpp"
+
 #include <flowinfer/errors.hpp>
 
 #include <ATen/Parallel.h>
@@ -22,6 +24,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cstring>
 #include <exception>
@@ -243,6 +246,8 @@ struct Model::Impl {
     std::vector<torch::jit::Module> modules;
     std::vector<at::Tensor> means, stds;  // [1, 3, 1, 1] x 255 per device, for RGB input
     std::shared_ptr<BufferPool> pool;
+    std::array<float, 3> scale{}, bias{};      // normalize_rgb's, for RGB input on CPU
+    std::vector<std::vector<float>> scratch;  // per slot: RGB input normalized on CPU
 #ifdef FLOWINFER_WITH_CUDA
     std::vector<c10::cuda::CUDAStream> streams;  // one per slot: slots overlap copies and kernels
 #endif
@@ -264,11 +269,18 @@ struct Model::Impl {
         return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - means[d]) / stds[d]).to(dtype).contiguous();
     }
 
-    ModelOutput run_cpu(const void* input, bool rgb, int n, int h, int w) {
-        // from_blob: the batch buffer is used in place, no copy.
-        at::Tensor x = rgb ? normalize(0, torch::from_blob(const_cast<void*>(input), {n, h, w, 3}, torch::kUInt8))
-                           : torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat);
-        return to_model_output(forward(0, x, n, h, w));
+    ModelOutput run_cpu(const void* input, bool rgb, int n, int h, int w, int slot) {
+        // from_blob: the input is used in place, no copy.
+        if (!rgb) return to_model_output(forward(0, torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat), n, h, w));
+        // One pass into a buffer the slot reuses: it is still in cache when the first layer
+        // reads it (the tensor expression above takes four passes and allocates each time).
+        const std::size_t values = static_cast<std::size_t>(3) * h * w;
+        std::vector<float>& x = scratch[static_cast<std::size_t>(slot)];
+        x.resize(values * n);
+        const auto* bytes = static_cast<const std::uint8_t*>(input);
+        for (int b = 0; b < n; ++b)
+            normalize_rgb(bytes + b * values, h * w, scale.data(), bias.data(), x.data() + b * values);
+        return to_model_output(forward(0, torch::from_blob(x.data(), {n, 3, h, w}, torch::kFloat), n, h, w));
     }
 
 #ifdef FLOWINFER_WITH_CUDA
@@ -361,6 +373,11 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
                              .view({1, 3, 1, 1}));
     }
 
+    for (int c = 0; c < 3; ++c) {
+        m.scale[c] = 1.0f / (255.0f * cfg.std[c]);
+        m.bias[c] = -cfg.mean[c] / cfg.std[c];
+    }
+    m.scratch.resize(static_cast<std::size_t>(m.slots));
     const bool pinned = m.cuda();
     m.pool = std::make_shared<BufferPool>([pinned](std::size_t bytes) -> std::shared_ptr<void> {
         if (pinned) {
@@ -390,8 +407,6 @@ std::shared_ptr<std::uint8_t> Model::host_bytes(std::size_t count) const {
     return std::static_pointer_cast<std::uint8_t>(impl_->pool->get(count));
 }
 
-bool Model::wants_rgb() const { return impl_->cuda(); }
-
 ModelOutput Model::run(const float* input, int n, int h, int w, int slot) { return run_any(input, false, n, h, w, slot); }
 
 ModelOutput Model::run_rgb(const std::uint8_t* rgb, int n, int h, int w, int slot) {
@@ -413,7 +428,7 @@ ModelOutput Model::run_any(const void* input, bool rgb, int n, int h, int w, int
 #ifdef FLOWINFER_WITH_CUDA
         if (m.cuda()) return m.run_cuda(input, rgb, n, h, w, slot);
 #endif
-        return m.run_cpu(input, rgb, n, h, w);
+        return m.run_cpu(input, rgb, n, h, w, slot);
     } catch (const ModelError&) {
         throw;
     } catch (const c10::Error& e) {
@@ -428,15 +443,11 @@ void Model::warm_up(int batch, int patch_size) {
     // the shape, the allocators grow. Pay for it here (on every GPU slot), not on the first
     // batches of the first slide (the benchmark's model ceiling is warmed up the same way).
     const std::size_t count = static_cast<std::size_t>(batch) * patch_size * patch_size * 3;
-    if (wants_rgb()) {
-        std::shared_ptr<std::uint8_t> input = host_bytes(count);
-        std::fill(input.get(), input.get() + count, std::uint8_t(0));
-        for (int slot = 0; slot < slots(); ++slot) run_rgb(input.get(), batch, patch_size, patch_size, slot);
-    } else {
-        std::shared_ptr<float> input = host_buffer(count);
-        std::fill(input.get(), input.get() + count, 0.0f);
-        run(input.get(), batch, patch_size, patch_size, 0);  // CPU slots share the same kernels
-    }
+    std::shared_ptr<std::uint8_t> input = host_bytes(count);
+    std::fill(input.get(), input.get() + count, std::uint8_t(0));
+    // CPU slots share the same kernels: one call warms them all.
+    const int warm = impl_->cuda() ? slots() : 1;
+    for (int slot = 0; slot < warm; ++slot) run_rgb(input.get(), batch, patch_size, patch_size, slot);
 }
 
 ModelOutput Model::probe(int patch_size) {

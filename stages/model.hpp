@@ -49,18 +49,14 @@ public:
     std::shared_ptr<float> host_buffer(std::size_t count) const;
     std::shared_ptr<std::uint8_t> host_bytes(std::size_t count) const;
 
-    // Whether batches should reach run_rgb() as uint8 RGB: on CUDA, where the upload is a
-    // quarter of float32's and normalization runs on the device.
-    bool wants_rgb() const;
-
     // Runs the model on `n` patches: input [n, 3, h, w] float32 contiguous (already
     // normalized). Validates the output for the model's task (segmentation: [n, C, h', w']
     // with h' and w' the input's divided by one integer factor; classification: [n, C];
     // detection: [n, d1, d2]) and applies the configured activation over dim 1 (not for
     // detection). Throws ModelError carrying the model's name and the original message.
     ModelOutput run(const float* input, int n, int h, int w, int slot);
-    // The same from uint8 RGB [n, h, w, 3] (interleaved, as read): normalized with the model's
-    // mean and std where the model runs (on the device for CUDA).
+    // The same from uint8 RGB [n, h, w, 3] (interleaved, as read; the pipeline's batches):
+    // normalized with the model's mean and std where the model runs (on the device for CUDA).
     ModelOutput run_rgb(const std::uint8_t* rgb, int n, int h, int w, int slot);
 
     // Runs an all-zero batch through every slot (CUDA: cuDNN autotuning for this shape);

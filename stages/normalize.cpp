@@ -1,16 +1,8 @@
 #include "stages/normalize.hpp"
 
-namespace flowinfer {
+#include <algorithm>
 
-Normalize::Target Normalize::target(BatchAssembler& assembler, const BatchGroup& group) {
-    Target t;
-    t.assembler = &assembler;
-    for (int c = 0; c < 3; ++c) {
-        t.scale[c] = 1.0f / (255.0f * group.std[c]);
-        t.bias[c] = -group.mean[c] / group.std[c];
-    }
-    return t;
-}
+namespace flowinfer {
 
 void normalize_rgb(const std::uint8_t* rgb, int pixels, const float scale[3], const float bias[3],
                    float* planar) {
@@ -27,18 +19,11 @@ void normalize_rgb(const std::uint8_t* rgb, int pixels, const float scale[3], co
 std::vector<SlotFilled> Normalize::operator()(const Patch& patch) const {
     BusyScope busy(*counter_);
     std::vector<SlotFilled> out;
-    for (const Target& t : (*targets_)[patch.key.group]) {
-        Slot slot = t.assembler->reserve(patch);
+    for (BatchAssembler* assembler : (*assemblers_)[patch.key.group]) {
+        Slot slot = assembler->reserve(patch);
         // Failed slides and placeholders carry no pixels; infer skips such batches.
-        if (!patch.rgb.empty()) {
-            const int n = slot.batch->patch_size;
-            const std::size_t values = static_cast<std::size_t>(3) * n * n;
-            if (slot.batch->rgb)  // normalized on the device
-                std::copy(patch.rgb.begin(), patch.rgb.end(), slot.batch->rgb.get() + slot.index * values);
-            else
-                normalize_rgb(patch.rgb.data(), n * n, t.scale.data(), t.bias.data(),
-                              slot.batch->floats.get() + slot.index * values);
-        }
+        if (!patch.rgb.empty())
+            std::copy(patch.rgb.begin(), patch.rgb.end(), slot.batch->rgb.get() + slot.index * patch.rgb.size());
         out.push_back(SlotFilled{std::move(slot.batch)});
     }
     return out;

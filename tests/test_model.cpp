@@ -374,15 +374,14 @@ BOOST_AUTO_TEST_CASE(host_buffer_is_writable) {
     BOOST_TEST(out.n == 4);
 }
 
-BOOST_AUTO_TEST_CASE(rgb_input_is_normalized_like_the_cpu_stage) {
-    // run_rgb (the GPU path's uint8 upload, normalized where the model runs) must equal the
-    // normalize stage followed by run().
+BOOST_AUTO_TEST_CASE(rgb_input_matches_normalized_floats_in_every_slot) {
+    // run_rgb (the pipeline's uint8 batches, normalized where the model runs) must equal
+    // normalize_rgb followed by run().
     fit::TempDir dir;
     ModelConfig cfg = config(demo(dir, "m.pt", DemoModel::pointwise_mean));
     cfg.mean = {0.485f, 0.456f, 0.406f};
     cfg.std = {0.229f, 0.224f, 0.225f};
-    Model model(cfg, "cpu", 1, 1);
-    BOOST_TEST(!model.wants_rgb());
+    Model model(cfg, "cpu", 1, 2);
     const int n = 2, h = 16, w = 24, pixels = h * w;
     std::vector<std::uint8_t> rgb(static_cast<std::size_t>(n) * pixels * 3);
     std::mt19937 rng(3);
@@ -396,11 +395,18 @@ BOOST_AUTO_TEST_CASE(rgb_input_is_normalized_like_the_cpu_stage) {
     for (int b = 0; b < n; ++b)
         normalize_rgb(rgb.data() + b * pixels * 3, pixels, scale, bias, planar.data() + b * pixels * 3);
     const ModelOutput a = model.run(planar.data(), n, h, w, 0);
-    const ModelOutput r = model.run_rgb(rgb.data(), n, h, w, 0);
-    BOOST_REQUIRE(a.shape == r.shape);
-    double worst = 0;
-    for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, double(std::abs(a.data[i] - r.data[i])));
-    BOOST_TEST(worst < 1e-5);
+    for (int slot = 0; slot < 2; ++slot) {
+        const ModelOutput r = model.run_rgb(rgb.data(), n, h, w, slot);
+        BOOST_REQUIRE(a.shape == r.shape);
+        double worst = 0;
+        for (std::size_t i = 0; i < a.data.size(); ++i) worst = std::max(worst, double(std::abs(a.data[i] - r.data[i])));
+        BOOST_TEST(worst < 1e-5);
+    }
+    // A smaller batch after a larger one in the same slot reads only its own patches.
+    const ModelOutput one = model.run_rgb(rgb.data() + pixels * 3, 1, h, w, 1);
+    BOOST_REQUIRE(one.n == 1);
+    for (std::size_t i = 0; i < one.data.size(); ++i)
+        BOOST_TEST(std::abs(one.data[i] - a.data[a.data.size() / 2 + i]) < 1e-5);
 }
 
 BOOST_AUTO_TEST_CASE(host_buffers_come_from_a_pool) {

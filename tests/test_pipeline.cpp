@@ -714,7 +714,7 @@ BOOST_AUTO_TEST_CASE(several_models_read_each_region_once) {
     cls.name = "cls";
     cls.task = Task::classification;
     cls.path = model(DemoModel::patch_classifier);
-    ModelConfig half = c.models[0];  // other normalization: its own batch buffer, same read
+    ModelConfig half = c.models[0];  // other normalization: same batches, normalized by its own infer
     half.name = "half";
     half.std = {2, 2, 2};
     c.models.push_back(cls);

@@ -185,25 +185,29 @@ BOOST_AUTO_TEST_CASE(topology_groups_reads_and_batches) {
     Config cfg;
     cfg.patch_size = 256;
     cfg.overlap = 0;
-    ModelConfig a, b, gpu, small, other_norm;
+    ModelConfig a, b, gpu, small, other_norm, other_batch;
     a.name = "a";
-    b.name = "b";                    // same tiling, normalization, batch: shares a's batches
-    gpu.name = "gpu";                // on a GPU: RGB batches of its own, same read
+    b.name = "b";                    // same tiling, batch size and device: shares a's batches
+    gpu.name = "gpu";                // on a GPU: pinned batches of its own, same read
     gpu.device = "cuda:0";
     small.name = "small";            // another patch size: its own read
     small.patch_size = 128;
-    other_norm.name = "other_norm";  // another mean: same read, its own batches
-    other_norm.mean = {0, 0, 0};
-    cfg.models = {a, b, gpu, small, other_norm};
+    other_norm.name = "other_norm";  // another mean and std: still a's batches (uint8 RGB,
+    other_norm.mean = {0, 0, 0};     // each model normalizes its own input)
+    other_norm.std = {0.5f, 0.5f, 0.5f};
+    other_batch.name = "other_batch";  // another batch size: same read, its own batches
+    other_batch.batch_size = 3;
+    cfg.models = {a, b, gpu, small, other_norm, other_batch};
     const Topology t = make_topology(cfg);
     BOOST_REQUIRE_EQUAL(t.read_groups.size(), 2u);
     BOOST_REQUIRE_EQUAL(t.batch_groups.size(), 4u);
-    BOOST_TEST(t.model_batch_group == (std::vector<int>{0, 0, 1, 2, 3}), boost::test_tools::per_element());
-    BOOST_TEST(t.batch_groups[0].models == (std::vector<int>{0, 1}), boost::test_tools::per_element());
-    BOOST_TEST(!t.batch_groups[0].rgb);
-    BOOST_TEST(t.batch_groups[1].rgb);
+    BOOST_TEST(t.model_batch_group == (std::vector<int>{0, 0, 1, 2, 0, 3}), boost::test_tools::per_element());
+    BOOST_TEST(t.batch_groups[0].models == (std::vector<int>{0, 1, 4}), boost::test_tools::per_element());
+    BOOST_TEST(!t.batch_groups[0].gpu);
+    BOOST_TEST(t.batch_groups[1].gpu);
     BOOST_TEST(t.batch_groups[1].read_group == 0);
     BOOST_TEST(t.batch_groups[2].read_group == 1);
     BOOST_TEST(t.batch_groups[3].read_group == 0);
+    BOOST_TEST(t.batch_groups[3].batch_size == 3);
     BOOST_TEST(t.read_groups[1].tiling.patch_size == 128);
 }

@@ -41,6 +41,12 @@ struct BenchResult {
     double efficiency = 0;           // pipeline / bound
     double speedup_vs_sequential = 0;
     double mean_in_flight = 0;       // sampled patches in flight during the pipeline run
+    // Every round's four figures (patches/s), in order: the spread says how noisy the
+    // machine was while the best of each was taken.
+    struct Round {
+        double read = 0, model = 0, sequential = 0, pipeline = 0;
+    };
+    std::vector<Round> rounds;
     RunSummary pipeline, sequential;
 };
 
