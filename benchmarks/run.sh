@@ -11,7 +11,7 @@ build=${1:-build}
 shift || true
 fi="$build/flowinfer"
 mkdir -p flowinfer-demo
-[ -f flowinfer-demo/bench-10k.tiff ] || "$fi" synth flowinfer-demo/bench-10k.tiff --width 10000 --height 10000 --mpp 0.25 >/dev/null
+[ -f flowinfer-demo/bench-20k.tiff ] || "$fi" synth flowinfer-demo/bench-20k.tiff --width 20000 --height 20000 --mpp 0.25 >/dev/null
 [ -f flowinfer-demo/bench-6k.tiff ] || "$fi" synth flowinfer-demo/bench-6k.tiff --width 6000 --height 6000 --mpp 0.25 >/dev/null
 [ -f flowinfer-demo/light.pt ] || "$fi" make-model flowinfer-demo/light.pt --kind light >/dev/null
 [ -f flowinfer-demo/unet.pt ] || "$fi" make-model flowinfer-demo/unet.pt --kind unet --param 16 >/dev/null

@@ -16,10 +16,11 @@ namespace flowinfer {
 
 struct BenchOptions {
     std::int64_t ceiling_patches = 1024;  // patches read for the read ceiling (all, if fewer)
-    double min_model_seconds = 3.0;      // the model ceiling runs at least this long, per shape
+    double min_model_seconds = 2.0;      // the model ceiling runs at least this long, per shape
     // Every measurement runs this many times, interleaved, and the best counts: on a shared
-    // machine a slow run says more about the neighbours than about flowinfer.
-    int repeat = 2;
+    // machine a slow run says more about the neighbours than about flowinfer. (On the 2-core
+    // CI machine one measurement varies by up to 40% from one minute to the next.)
+    int repeat = 4;
 };
 
 struct BenchResult {
