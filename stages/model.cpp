@@ -244,11 +244,11 @@ struct Model::Impl {
     // devices[k % devices.size()].
     std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
     std::vector<torch::jit::Module> modules;
-    std::vector<at::Tensor> means, stds;  // [1, 3, 1, 1] x 255 per device, for RGB input
     std::shared_ptr<BufferPool> pool;
     std::array<float, 3> scale{}, bias{};      // normalize_rgb's, for RGB input on CPU
     std::vector<std::vector<float>> scratch;  // per slot: RGB input normalized on CPU
 #ifdef FLOWINFER_WITH_CUDA
+    std::vector<at::Tensor> means, stds;         // [1, 3, 1, 1] x 255 per GPU, for RGB input
     std::vector<c10::cuda::CUDAStream> streams;  // one per slot: slots overlap copies and kernels
 #endif
 
@@ -264,16 +264,11 @@ struct Model::Impl {
         return activate(out.to(torch::kFloat), cfg.activation);
     }
 
-    // [n, h, w, 3] uint8 on the device -> normalized [n, 3, h, w] in the model's dtype.
-    at::Tensor normalize(std::size_t d, const at::Tensor& rgb) const {
-        return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - means[d]) / stds[d]).to(dtype).contiguous();
-    }
-
     ModelOutput run_cpu(const void* input, bool rgb, int n, int h, int w, int slot) {
         // from_blob: the input is used in place, no copy.
         if (!rgb) return to_model_output(forward(0, torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat), n, h, w));
         // One pass into a buffer the slot reuses: it is still in cache when the first layer
-        // reads it (the tensor expression above takes four passes and allocates each time).
+        // reads it (the GPU path's tensor expression takes four passes and allocates each time).
         const std::size_t values = static_cast<std::size_t>(3) * h * w;
         std::vector<float>& x = scratch[static_cast<std::size_t>(slot)];
         x.resize(values * n);
@@ -284,6 +279,11 @@ struct Model::Impl {
     }
 
 #ifdef FLOWINFER_WITH_CUDA
+    // [n, h, w, 3] uint8 on the device -> normalized [n, 3, h, w] in the model's dtype.
+    at::Tensor normalize(std::size_t d, const at::Tensor& rgb) const {
+        return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - means[d]) / stds[d]).to(dtype).contiguous();
+    }
+
     ModelOutput run_cuda(const void* input, bool rgb, int n, int h, int w, int slot) {
         const std::size_t d = device_of(slot);
         c10::cuda::CUDAGuard device_guard(devices[d]);
@@ -366,11 +366,13 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
                                                    first_line(e.what_without_backtrace())));
         }
         m.modules.push_back(std::move(module));
+#ifdef FLOWINFER_WITH_CUDA
         const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(d);
         m.means.push_back(torch::tensor(std::vector<float>{cfg.mean[0] * 255.0f, cfg.mean[1] * 255.0f, cfg.mean[2] * 255.0f}, opts)
                               .view({1, 3, 1, 1}));
         m.stds.push_back(torch::tensor(std::vector<float>{cfg.std[0] * 255.0f, cfg.std[1] * 255.0f, cfg.std[2] * 255.0f}, opts)
                              .view({1, 3, 1, 1}));
+#endif
     }
 
     for (int c = 0; c < 3; ++c) {
