@@ -216,6 +216,7 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     r.torch_threads = r.pipeline.runtime.torch_threads;
 
     const bool gpu = r.device.rfind("cuda", 0) == 0;
+    r.micro_batch = gpu ? r.batch_size : std::min(r.batch_size, cfg.models.front().cpu_micro_batch);
     r.bound_patches_per_s = gpu ? std::min(r.read_patches_per_s, r.model_patches_per_s)
                                 : 1.0 / (1.0 / r.read_patches_per_s + 1.0 / r.model_patches_per_s);
     r.efficiency = r.pipeline_patches_per_s / r.bound_patches_per_s;
@@ -240,25 +241,25 @@ std::string bench_json(const BenchResult& r) {
                               num(r.pipeline.wall_s > 0 ? st.busy_s / r.pipeline.wall_s : 0.0));
     return fmt::format(
         "{{\n  \"slide\": {},\n  \"model\": {},\n  \"device\": {},\n  \"precision\": {},\n"
-        "  \"patch_size\": {},\n  \"batch_size\": {},\n  \"readers\": {},\n  \"threads\": {},\n"
+        "  \"patch_size\": {},\n  \"batch_size\": {},\n  \"micro_batch\": {},\n  \"readers\": {},\n  \"threads\": {},\n"
         "  \"torch_threads\": {},\n  \"model_concurrency\": {},\n  \"model_torch_threads\": {},\n"
         "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
         "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
         "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
         "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"rounds\": [{}],\n"
         "  \"stages\": {{{}\n  }}\n}}\n",
-        json_string(r.slide), json_string(r.model), json_string(r.device), json_string(r.precision), r.patch_size, r.batch_size, r.readers, r.threads, r.torch_threads,
-        r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
+        json_string(r.slide), json_string(r.model), json_string(r.device), json_string(r.precision), r.patch_size, r.batch_size, r.micro_batch, r.readers, r.threads,
+        r.torch_threads, r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
         num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
         num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,
         r.pipeline.peak_in_flight, num(r.mean_in_flight), shapes, rounds, stages);
 }
 
 std::string bench_table(const BenchResult& r) {
-    std::string t = fmt::format("slide {}  model {}  {} {}  patch {}  batch {}  readers {}  threads {}  "
-                                "torch threads {} (model ceiling: {} call(s) x {} threads)\n",
+    std::string t = fmt::format("slide {}  model {}  {} {}  patch {}  batch {} (forward calls of {})  readers {}  "
+                                "threads {}  torch threads {} (model ceiling: {} call(s) x {} threads)\n",
                                 fs::path(r.slide).filename().string(), r.model, r.device, r.precision, r.patch_size,
-                                r.batch_size, r.readers, r.threads, r.torch_threads, r.model_concurrency,
+                                r.batch_size, r.micro_batch, r.readers, r.threads, r.torch_threads, r.model_concurrency,
                                 r.model_torch_threads);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "read ceiling", r.read_patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);

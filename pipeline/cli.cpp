@@ -62,7 +62,7 @@ usage:
       Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
   flowinfer make-model OUT.pt --kind KIND [--param X]
       KIND: tissue, pointwise_mean, constant, throw_after, throw_above, wrong_rank, downscale,
-      blob_detector (param: disc radius), patch_classifier,
+      blob_detector (param: disc radius), patch_classifier, call_size, ragged_boxes,
       light (benchmark: two small convolutions), unet (benchmark: 4 levels, param: base channels)
       Writes a TorchScript model built without Python.
   flowinfer --help | --version
@@ -442,6 +442,7 @@ int cmd_make_model(const std::vector<std::string>& a) {
         {"throw_above", DemoModel::throw_above},
         {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
         {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
+        {"call_size", DemoModel::call_size},   {"ragged_boxes", DemoModel::ragged_boxes},
         {"light", DemoModel::light},           {"unet", DemoModel::unet}};
     if (out.empty()) throw Usage("make-model needs an output path");
     for (const auto& [name, k] : kinds) {
@@ -451,9 +452,9 @@ int cmd_make_model(const std::vector<std::string>& a) {
             return kOk;
         }
     }
-    throw Usage(fmt::format("make-model: --kind '{}' is not one of tissue, pointwise_mean, constant, "
-                            "throw_after, throw_above, wrong_rank, downscale, blob_detector, patch_classifier, light, unet",
-                            kind));
+    std::string names;
+    for (const auto& [name, k] : kinds) names += (names.empty() ? "" : ", ") + std::string(name);
+    throw Usage(fmt::format("make-model: --kind '{}' is not one of {}", kind, names));
 }
 
 }  // namespace

@@ -52,7 +52,7 @@ const std::vector<std::string_view>& model_keys() {
         "mean",       "std",            "activation",     "blend",          "device",
         "patch_size", "overlap",        "mpp",            "level",          "classes",
         "detection_format", "conf_threshold", "iou_threshold", "max_detections",
-        "class_agnostic"};
+        "class_agnostic", "cpu_micro_batch"};
     return keys;
 }
 
@@ -632,6 +632,8 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     if (const toml::node* n = m.get("task")) mc.task = read_task(c, key("task"), *n);
     if (const toml::node* n = m.get("batch_size"))
         mc.batch_size = read_int(c, key("batch_size"), *n, 1, 4096);
+    if (const toml::node* n = m.get("cpu_micro_batch"))
+        mc.cpu_micro_batch = read_int(c, key("cpu_micro_batch"), *n, 1, 4096);
     if (const toml::node* n = m.get("precision"))
         mc.precision = read_choice<Precision>(
             c, key("precision"), *n,

@@ -89,6 +89,26 @@ def forward(self, x):
     return torch.cat([1.0 - m, m], 1)
 )JIT";
 
+// Reveals how a batch was split into calls (models[].cpu_micro_batch): [B, m], B the number of
+// patches in this call.
+constexpr const char* kCallSize = R"JIT(
+def forward(self, x):
+    m = x.mean(dim=1, keepdim=True)
+    return torch.cat([torch.ones_like(m) * x.size(0), m], 1)
+)JIT";
+
+// A "boxes" detector whose box count is the call's batch size, as models that pad to their
+// batch's largest count do: one box (0, 0, 8, 8) scoring the patch's mean, then zero rows.
+constexpr const char* kRaggedBoxes = R"JIT(
+def forward(self, x):
+    B = x.size(0)
+    out = torch.zeros([B, B, 6], dtype=x.dtype, device=x.device)
+    out[:, 0, 2] = 8.0
+    out[:, 0, 3] = 8.0
+    out[:, 0, 4] = x.mean(dim=[1, 2, 3])
+    return out
+)JIT";
+
 // Dark-disc detector with no trained weights, emitting the "boxes" detection format.
 // The disc score is the share of dark pixels under a disc-shaped kernel of the expected
 // radius: the correlation of a convex blob with a convex kernel has a single maximum, so a
@@ -409,6 +429,12 @@ torch::jit::Module build(DemoModel kind, float param) {
         }
         case DemoModel::patch_classifier:
             m.define(kPatchClassifier);
+            break;
+        case DemoModel::call_size:
+            m.define(kCallSize);
+            break;
+        case DemoModel::ragged_boxes:
+            m.define(kRaggedBoxes);
             break;
         case DemoModel::light:
             add_light_weights(m);

@@ -59,8 +59,8 @@ public:
     // normalized with the model's mean and std where the model runs (on the device for CUDA).
     ModelOutput run_rgb(const std::uint8_t* rgb, int n, int h, int w, int slot);
 
-    // Runs an all-zero batch through every slot (CUDA: cuDNN autotuning for this shape);
-    // nothing on CPU.
+    // Runs an all-zero batch through every slot (CUDA: cuDNN autotuning for this shape); on
+    // CPU one call of one micro-batch (oneDNN builds its kernels per shape).
     void warm_up(int batch, int patch_size);
 
     // Runs one all-zero patch of `patch_size` through the model (slot 0) and returns its

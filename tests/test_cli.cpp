@@ -261,9 +261,10 @@ BOOST_AUTO_TEST_CASE(every_config_in_configs_runs) {
 BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
     // Not a speed test: checks that every figure is measured and the derived ones add up.
     const std::string cfg = config(fit::shared_slide("CMU-1-Small-Region.svs"));
-    auto r = run("bench " + cfg + " --patches 24 --model-seconds 0.2 --repeat 2");
+    auto r = run("bench " + cfg + " --patches 24 --model-seconds 0.2 --repeat 2 --set models.0.cpu_micro_batch=3");
     BOOST_REQUIRE(r.exit_code == 0);
     BOOST_TEST(contains(r, "efficiency"));
+    BOOST_TEST(contains(r, "batch 4 (forward calls of 3)"));
     const std::string json = fit::read_text(dir / "out/bench.json");
     const auto value = [&json](const std::string& key) {
         const std::size_t at = json.find("\"" + key + "\": ");
@@ -290,6 +291,8 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
         BOOST_TEST(std::max(rounds[0], rounds[1]) == value(std::string(k) + "_patches_per_s"),
                    boost::test_tools::tolerance(1e-4));
     }
+    BOOST_TEST(value("batch_size") == 4);
+    BOOST_TEST(value("micro_batch") == 3);
     BOOST_TEST(value("patches") == 10 * 13);  // 2220 x 2967 at patch 256, stride 240
     BOOST_TEST(json.find("\"device\": \"cpu\"") != std::string::npos);
     BOOST_TEST(json.find("\"read_region\": {\"busy_s\"") != std::string::npos);

@@ -107,6 +107,7 @@ name = "tumor-v2.1_x"
 path = "models/unet.pt"
 task = "segmentation"
 batch_size = 16
+cpu_micro_batch = 4
 precision = "bf16"
 mean = [1, 0.5, 0.25]
 std = [2, 0.5, 0.125]
@@ -140,6 +141,7 @@ blend = "weighted"
     BOOST_TEST(m.path == dir / "models/unet.pt");
     BOOST_TEST((m.task == flowinfer::Task::segmentation));
     BOOST_TEST(m.batch_size == 16);
+    BOOST_TEST(m.cpu_micro_batch == 4);
     BOOST_TEST((m.precision == flowinfer::Precision::bf16));
     BOOST_TEST(m.mean == (std::vector<float>{1.0f, 0.5f, 0.25f}), boost::test_tools::per_element());
     BOOST_TEST(m.std == (std::vector<float>{2.0f, 0.5f, 0.125f}), boost::test_tools::per_element());
@@ -171,6 +173,7 @@ BOOST_AUTO_TEST_CASE(absent_keys_keep_their_defaults) {
     const flowinfer::ModelConfig& m = c.models[0];
     BOOST_TEST((m.task == dm.task));
     BOOST_TEST(m.batch_size == dm.batch_size);
+    BOOST_TEST(m.cpu_micro_batch == 1);
     BOOST_TEST(!m.precision.has_value());
     BOOST_TEST(m.mean == dm.mean, boost::test_tools::per_element());
     BOOST_TEST(m.std == dm.std, boost::test_tools::per_element());
@@ -566,6 +569,7 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
          "must be one of: segmentation, classification, detection (got 'regression')"},
         {"batch_size = 0\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
         {"batch_size = 4097\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
+        {"cpu_micro_batch = 0\n", "models[0].cpu_micro_batch", 8, 19, "between 1 and 4096"},
         {"precision = \"int8\"\n", "models[0].precision", 8, 13,
          "must be one of: fp32, fp16, bf16 (got 'int8')"},
         {"mean = [0.5, 0.5]\n", "models[0].mean", 8, 8, "exactly 3 numbers"},

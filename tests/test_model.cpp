@@ -191,7 +191,8 @@ BOOST_AUTO_TEST_CASE(wrong_rank_output_is_a_model_error) {
         BOOST_TEST_MESSAGE(e.what());
         BOOST_TEST(e.model() == "m");
         BOOST_TEST(contains(e.what(), "rank 3"));
-        BOOST_TEST(contains(e.what(), "[8, 64, 64]"));
+        // The shape of the failing call: cpu_micro_batch (default 1) patches.
+        BOOST_TEST(contains(e.what(), "[1, 64, 64]"));
     }
 }
 
@@ -239,7 +240,8 @@ BOOST_AUTO_TEST_CASE(missing_and_garbage_files_name_the_path) {
 BOOST_AUTO_TEST_CASE(demo_models_are_torchscript_zip_archives) {
     fit::TempDir dir;
     for (auto kind : {DemoModel::tissue, DemoModel::pointwise_mean, DemoModel::constant,
-                      DemoModel::throw_after, DemoModel::wrong_rank, DemoModel::downscale}) {
+                      DemoModel::throw_after, DemoModel::wrong_rank, DemoModel::downscale,
+                      DemoModel::call_size, DemoModel::ragged_boxes}) {
         std::string path = demo(dir, "z.pt", kind, 2);
         std::ifstream f(path, std::ios::binary);
         char magic[4] = {};
@@ -407,6 +409,48 @@ BOOST_AUTO_TEST_CASE(rgb_input_matches_normalized_floats_in_every_slot) {
     BOOST_REQUIRE(one.n == 1);
     for (std::size_t i = 0; i < one.data.size(); ++i)
         BOOST_TEST(std::abs(one.data[i] - a.data[a.data.size() / 2 + i]) < 1e-5);
+}
+
+BOOST_AUTO_TEST_CASE(cpu_micro_batch_splits_calls_and_joins_their_outputs) {
+    // call_size writes each call's patch count into channel 0 and the channel mean into 1: a
+    // batch of 8 in calls of 3 must come back as calls of 3, 3 and 2, every patch in its place.
+    fit::TempDir dir;
+    const int n = 8, h = 6, w = 5;
+    const auto in = random_input(n, h, w, -1.0f, 1.0f);
+    for (const auto& [micro, sizes] : std::vector<std::pair<int, std::vector<int>>>{
+             {0, {1, 1, 1, 1, 1, 1, 1, 1}},  // 0: the default (1)
+             {3, {3, 3, 3, 3, 3, 3, 2, 2}},
+             {8, {8, 8, 8, 8, 8, 8, 8, 8}},
+             {100, {8, 8, 8, 8, 8, 8, 8, 8}}}) {
+        ModelConfig cfg = config(demo(dir, "c.pt", DemoModel::call_size));
+        if (micro > 0) cfg.cpu_micro_batch = micro;
+        Model model(cfg, "cpu", 1, 1);
+        const ModelOutput out = model.run(in.data(), n, h, w, 0);
+        BOOST_REQUIRE((out.shape == std::vector<std::int64_t>{n, 2, h, w}));
+        for (int b = 0; b < n; ++b) {
+            BOOST_TEST(at(out, b, 0, h - 1, w - 1) == sizes[static_cast<std::size_t>(b)]);
+            BOOST_TEST(std::abs(at(out, b, 1, 2, 3) - channel_mean(in, h, w, b, 2, 3)) < 1e-5);
+        }
+    }
+
+    // Detection outputs may differ in box count per call: ragged_boxes returns [B, B, 6].
+    // Calls of 3, 3 and 2 join as [8, 3, 6], the last call's rows padded with zeros.
+    ModelConfig cfg = config(demo(dir, "r.pt", DemoModel::ragged_boxes));
+    cfg.task = Task::detection;
+    cfg.cpu_micro_batch = 3;
+    Model model(cfg, "cpu", 1, 1);
+    const ModelOutput out = model.run(in.data(), n, h, w, 0);
+    BOOST_REQUIRE((out.shape == std::vector<std::int64_t>{n, 3, 6}));
+    for (int b = 0; b < n; ++b) {
+        const float* rows = out.data.data() + static_cast<std::size_t>(b) * 3 * 6;
+        double mean = 0;
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x) mean += channel_mean(in, h, w, b, y, x);
+        mean /= h * w;
+        BOOST_TEST(rows[2] == 8.0f);
+        BOOST_TEST(std::abs(rows[4] - mean) < 1e-5);
+        for (int i = 6; i < 18; ++i) BOOST_TEST(rows[i] == 0.0f);
+    }
 }
 
 BOOST_AUTO_TEST_CASE(host_buffers_come_from_a_pool) {

@@ -26,6 +26,7 @@ struct BenchOptions {
 struct BenchResult {
     std::string slide, model, device, precision;
     int patch_size = 0, batch_size = 0, readers = 0, threads = 0;
+    int micro_batch = 0;          // patches per forward call (CPU: cpu_micro_batch; GPU: batch_size)
     int torch_threads = 0;        // the pipeline's
     int model_concurrency = 1;    // concurrent model calls at the model's best
     int model_torch_threads = 0;  // LibTorch threads at the model's best

@@ -46,6 +46,10 @@ struct ModelConfig {
     std::string path;            // TorchScript file, absolute (resolved against the config's dir)
     Task task = Task::segmentation;
     int batch_size = 8;
+    // On CPU a batch goes through the model this many patches per call: a 256² patch's
+    // activations fit in the core's cache, a batch of 8 spills to memory (README, "Threads").
+    // CUDA runs the whole batch.
+    int cpu_micro_batch = 1;
     // std::nullopt: fp32 on CPU, fp16 on CUDA.
     std::optional<Precision> precision;
     std::vector<float> mean{0.485f, 0.456f, 0.406f};  // per input channel, on x/255

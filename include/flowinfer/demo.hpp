@@ -38,6 +38,8 @@ enum class DemoModel {
     downscale,      // pointwise_mean average-pooled by `param` (output smaller than the patch)
     blob_detector,  // finds dark discs of radius ~param px: [B, N, 6] "boxes" (x1,y1,x2,y2,score,class)
     patch_classifier, // [B, 2]: [1 - m, m], m = mean of the input over channels and pixels
+    call_size,      // [B, m]: B = patches in this call, m = pointwise_mean's (cpu_micro_batch tests)
+    ragged_boxes,   // "boxes" detections [B, B, 6]: box (0, 0, 8, 8) scoring the patch mean, zero rows
     light,          // benchmark, I/O-bound: conv 3->8 (3x3) + relu, conv 8->2 (1x1); a tissue mask
     unet,           // benchmark, compute-bound: 4-level U-Net, base channels param (0: 16; 16..64)
 };
