@@ -28,7 +28,8 @@ name = "tissue"
 path = "tissue.pt"
 batch_size = 8
 TOML
-  "$fi" run rss-$side.toml --quiet >/dev/null
+  # --force: measure a whole run, not the resume check of an earlier one
+  "$fi" run rss-$side.toml --quiet --force >/dev/null
   python3 - "$side" "out-$side/summary.json" <<'PY'
 import json, sys
 s = json.load(open(sys.argv[2]))
