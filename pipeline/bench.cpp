@@ -61,20 +61,24 @@ Sample sample_patches(const Config& cfg, std::int64_t n) {
     return s;
 }
 
-// Readers alone: read_region + RGB on `readers` threads, no model.
-double read_ceiling(const Config& cfg, const Sample& s) {
+// Readers alone: read_region + RGB on `readers` threads, no model; passes over the sample
+// until `seconds` have gone by.
+double read_ceiling(const Config& cfg, const Sample& s, double seconds) {
     StageCounter counter;
     const ReadRegion read(counter);
     tbb::task_arena arena(std::max(1, cfg.readers));
-    // One untimed pass warms OpenSlide's caches no more than the pipeline's own first reads.
+    std::int64_t patches = 0;
     const auto t0 = Clock::now();
-    arena.execute([&] {
-        tbb::parallel_for(std::size_t(0), s.keys.size(), [&](std::size_t i) {
-            const Patch p = read(PatchTask{s.ctx, s.keys[i], nullptr});
-            if (p.rgb.empty()) throw SlideError(s.ctx->job.path, "read failed: " + s.ctx->error());
+    do {
+        arena.execute([&] {
+            tbb::parallel_for(std::size_t(0), s.keys.size(), [&](std::size_t i) {
+                const Patch p = read(PatchTask{s.ctx, s.keys[i], nullptr});
+                if (p.rgb.empty()) throw SlideError(s.ctx->job.path, "read failed: " + s.ctx->error());
+            });
         });
-    });
-    return static_cast<double>(s.keys.size()) / seconds_since(t0);
+        patches += static_cast<std::int64_t>(s.keys.size());
+    } while (seconds_since(t0) < seconds);
+    return static_cast<double>(patches) / seconds_since(t0);
 }
 
 // Patches per second of `model` on an in-memory batch of real patches, `calls` at once.
@@ -96,19 +100,23 @@ double model_rate(Model& model, const ModelConfig& mc, const Sample& s, const Be
     for (int k = 0; k < calls; ++k) warm.emplace_back([&, k] { infer(k); });
     for (std::thread& t : warm) t.join();
 
-    std::atomic<std::int64_t> batches{0};
+    // Each caller's own rate, up to its own last batch, summed: timing all of them to the
+    // last one's end would count the others' idle wait for it (a U-Net batch takes 0.5 s
+    // per core, which cost the 3 s ceiling about 5%).
+    std::vector<double> rate(static_cast<std::size_t>(calls), 0.0);
     const auto t0 = Clock::now();
     std::vector<std::thread> callers;
     for (int k = 0; k < calls; ++k)
         callers.emplace_back([&, k] {
             // Time, not a patch count: 1024 patches took a U-Net on one thread 73 s per round.
-            for (std::int64_t b = 0; b < 3 || seconds_since(t0) < opt.min_model_seconds; ++b) {
-                infer(k);
-                ++batches;
-            }
+            std::int64_t b = 0;
+            for (; b < 3 || seconds_since(t0) < opt.ceiling_seconds; ++b) infer(k);
+            rate[static_cast<std::size_t>(k)] = static_cast<double>(b) * batch / seconds_since(t0);
         });
     for (std::thread& t : callers) t.join();
-    return static_cast<double>(batches.load()) * batch / seconds_since(t0);
+    double total = 0;
+    for (double x : rate) total += x;
+    return total;
 }
 
 // The model alone on batches already in memory, at its best concurrency (r's model fields).
@@ -140,6 +148,15 @@ void model_ceiling(const Config& cfg, const Sample& s, const BenchOptions& opt, 
         r.device = model.info().device;
         r.precision = model.info().precision;
     }
+}
+
+// The index of the median of `v` (for an even count, the upper of the two middle values: with
+// two rounds, the better one).
+std::size_t median_index(const std::vector<double>& v) {
+    std::vector<std::size_t> order(v.size());
+    for (std::size_t i = 0; i < v.size(); ++i) order[i] = i;
+    std::sort(order.begin(), order.end(), [&v](std::size_t a, std::size_t b) { return v[a] < v[b]; });
+    return order[v.size() / 2];
 }
 
 double mean_of(const std::vector<double>& v) {
@@ -184,35 +201,58 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
         }
     };
 
-    for (int round = 0; round < std::max(1, opt.repeat); ++round) {
+    const int rounds = std::max(1, opt.repeat);
+    std::vector<RunSummary> seq_runs, pipe_runs;
+    std::vector<double> mean_occupancy;
+    for (int round = 0; round < rounds; ++round) {
         BenchResult::Round& now = r.rounds.emplace_back();
-        now.read = read_ceiling(cfg, sample);
-        r.read_patches_per_s = std::max(r.read_patches_per_s, now.read);
+        now.read = read_ceiling(cfg, sample, opt.ceiling_seconds);
         BenchResult m;
         model_ceiling(cfg, sample, opt, m);
-        if (round == 0 || m.model_patches_per_s > r.model_patches_per_s) {
-            r.model_patches_per_s = m.model_patches_per_s;
-            r.model_concurrency = m.model_concurrency;
-            r.model_torch_threads = m.model_torch_threads;
-        }
         now.model = m.model_patches_per_s;
         r.model_shapes.insert(r.model_shapes.end(), m.model_shapes.begin(), m.model_shapes.end());
         r.device = m.device;
         r.precision = m.precision;
 
-        RunSummary s = run(seq);
-        now.sequential = s.patches_per_s;
-        if (s.patches_per_s > r.sequential_patches_per_s) r.sequential = std::move(s);
+        seq_runs.push_back(run(seq));
+        now.sequential = seq_runs.back().patches_per_s;
         std::vector<double> occupancy;
-        RunSummary p = run(pipe, &Sampler::fn, &occupancy);
-        now.pipeline = p.patches_per_s;
-        if (p.patches_per_s > r.pipeline_patches_per_s) {
-            r.pipeline = std::move(p);
-            r.pipeline_patches_per_s = r.pipeline.patches_per_s;
-            r.mean_in_flight = mean_of(occupancy);
-        }
-        r.sequential_patches_per_s = r.sequential.patches_per_s;
+        pipe_runs.push_back(run(pipe, &Sampler::fn, &occupancy));
+        now.pipeline = pipe_runs.back().patches_per_s;
+        mean_occupancy.push_back(mean_of(occupancy));
     }
+
+    // Each figure is its median over the rounds, not its best: the best of a few windows
+    // rewards whichever measurement happened to catch a fast stretch of a shared machine,
+    // and read, model and pipeline catch different ones.
+    std::vector<double> read;
+    for (const BenchResult::Round& x : r.rounds) read.push_back(x.read);
+    r.read_patches_per_s = read[median_index(read)];
+    // The model ceiling: the shape with the best median (every round tries the same shapes,
+    // in the same order).
+    r.model_patches_per_s = 0;
+    const std::size_t per_round = r.model_shapes.size() / static_cast<std::size_t>(rounds);
+    for (std::size_t first = 0; first < per_round; ++first) {
+        const BenchResult::Shape& shape = r.model_shapes[first];
+        std::vector<double> rates;
+        for (std::size_t i = first; i < r.model_shapes.size(); i += per_round) rates.push_back(r.model_shapes[i].patches_per_s);
+        const double median = rates[median_index(rates)];
+        if (median > r.model_patches_per_s) {
+            r.model_patches_per_s = median;
+            r.model_concurrency = shape.calls;
+            r.model_torch_threads = shape.torch_threads;
+        }
+    }
+    std::vector<double> rates;
+    for (const RunSummary& x : seq_runs) rates.push_back(x.patches_per_s);
+    r.sequential = std::move(seq_runs[median_index(rates)]);
+    r.sequential_patches_per_s = r.sequential.patches_per_s;
+    rates.clear();
+    for (const RunSummary& x : pipe_runs) rates.push_back(x.patches_per_s);
+    const std::size_t mid = median_index(rates);
+    r.pipeline = std::move(pipe_runs[mid]);
+    r.pipeline_patches_per_s = r.pipeline.patches_per_s;
+    r.mean_in_flight = mean_occupancy[mid];
     r.torch_threads = r.pipeline.runtime.torch_threads;
 
     const bool gpu = r.device.rfind("cuda", 0) == 0;
@@ -272,7 +312,7 @@ std::string bench_table(const BenchResult& r) {
     t += fmt::format("  {:<28}{:>12.2f}\n", "efficiency (pipeline/bound)", r.efficiency);
     t += fmt::format("  {:<28}{:>12.2f}x\n", "speedup vs sequential", r.speedup_vs_sequential);
     if (r.rounds.size() > 1) {
-        t += fmt::format("  {:<28}{:>10}{:>10}{:>12}{:>10}   (patches/s; the best of each counts)\n", "rounds", "read",
+        t += fmt::format("  {:<28}{:>10}{:>10}{:>12}{:>10}   (patches/s; model: the best shape; the medians count)\n", "rounds", "read",
                          "model", "sequential", "pipeline");
         for (std::size_t i = 0; i < r.rounds.size(); ++i)
             t += fmt::format("    {:<26}{:>10.1f}{:>10.1f}{:>12.1f}{:>10.1f}\n", i + 1, r.rounds[i].read,

@@ -50,9 +50,10 @@ usage:
           SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) picks the shard.
       --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
       --profile prints each stage's busy time and which stage was the bottleneck
-  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--model-seconds S] [--repeat N]
+  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N]
       Measures, on the first slide and model of CONFIG: the readers alone, the model alone,
-      the sequential baseline and the pipeline; prints a table and writes
+      the sequential baseline and the pipeline, each the median of --repeat (5) interleaved
+      rounds (ceilings: windows of --ceiling-seconds, 3); prints a table and writes
       <output.dir>/bench.json.
   flowinfer demo [DIR] [--assets-only]
       Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
@@ -314,7 +315,7 @@ int cmd_bench(const std::vector<std::string>& a) {
     for (std::size_t i = 0; i < a.size(); ++i) {
         if (a[i] == "--set") overrides.push_back(need_value(a, i));
         else if (a[i] == "--patches") opt.ceiling_patches = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
-        else if (a[i] == "--model-seconds") opt.min_model_seconds = parse_number(a[i], need_value(a, i));
+        else if (a[i] == "--ceiling-seconds") opt.ceiling_seconds = parse_number(a[i], need_value(a, i));
         else if (a[i] == "--repeat") opt.repeat = static_cast<int>(parse_number(a[i], need_value(a, i)));
         else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
         else if (config.empty()) config = a[i];
@@ -323,6 +324,7 @@ int cmd_bench(const std::vector<std::string>& a) {
     if (config.empty()) throw Usage("bench needs a config file");
     if (opt.ceiling_patches < 1) throw Usage("--patches must be at least 1");
     if (opt.repeat < 1) throw Usage("--repeat must be at least 1");
+    if (!(opt.ceiling_seconds >= 0)) throw Usage("--ceiling-seconds must be >= 0");
     const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);

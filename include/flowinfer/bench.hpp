@@ -15,12 +15,16 @@
 namespace flowinfer {
 
 struct BenchOptions {
-    std::int64_t ceiling_patches = 1024;  // patches read for the read ceiling (all, if fewer)
-    double min_model_seconds = 2.0;      // the model ceiling runs at least this long, per shape
-    // Every measurement runs this many times, interleaved, and the best counts: on a shared
-    // machine a slow run says more about the neighbours than about flowinfer. (On the 2-core
-    // CI machine one measurement varies by up to 40% from one minute to the next.)
-    int repeat = 4;
+    std::int64_t ceiling_patches = 4096;  // patches the read ceiling cycles through (all, if fewer)
+    // Each ceiling measurement (the reads; the model, per shape) runs at least this long. Near
+    // the pipeline's own run time, so that on a machine whose speed drifts from second to
+    // second the best of a few short ceiling windows is not compared with the best of a few
+    // longer pipeline runs (a 0.7 s read window measured up to 1.5x a 3 s one).
+    double ceiling_seconds = 3.0;
+    // Every measurement runs this many times, interleaved, and the median counts: on a shared
+    // machine one window says more about the neighbours than about flowinfer. (On the 2-core
+    // CI machine one measurement varies by up to 40% from one round to the next.)
+    int repeat = 5;
 };
 
 struct BenchResult {
@@ -43,8 +47,8 @@ struct BenchResult {
     double efficiency = 0;           // pipeline / bound
     double speedup_vs_sequential = 0;
     double mean_in_flight = 0;       // sampled patches in flight during the pipeline run
-    // Every round's four figures (patches/s), in order: the spread says how noisy the
-    // machine was while the best of each was taken.
+    // Every round's four figures (patches/s; model: that round's best shape), in order: the
+    // spread says how noisy the machine was around the medians.
     struct Round {
         double read = 0, model = 0, sequential = 0, pipeline = 0;
     };
