@@ -16,10 +16,10 @@ namespace flowinfer {
 
 struct BenchOptions {
     std::int64_t ceiling_patches = 4096;  // patches the read ceiling cycles through (all, if fewer)
-    // Each ceiling measurement (the reads; the model, per shape) runs at least this long. Near
-    // the pipeline's own run time, so that on a machine whose speed drifts from second to
-    // second the best of a few short ceiling windows is not compared with the best of a few
-    // longer pipeline runs (a 0.7 s read window measured up to 1.5x a 3 s one).
+    // Each ceiling measurement (the reads; the model, per shape) runs at least this long: near
+    // the pipeline's own run time on the benchmark slides, so that on a machine whose speed
+    // drifts from second to second the ceilings and the pipeline average over windows of
+    // about the same length.
     double ceiling_seconds = 3.0;
     // Every measurement runs this many times, interleaved, and the median counts: on a shared
     // machine one window says more about the neighbours than about flowinfer. (On the 2-core
