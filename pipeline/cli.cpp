@@ -63,7 +63,7 @@ usage:
       Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
   flowinfer make-model OUT.pt --kind KIND [--param X]
       KIND: tissue, pointwise_mean, constant, throw_after, throw_above, wrong_rank, downscale,
-      blob_detector (param: disc radius), patch_classifier, call_size, ragged_boxes,
+      blob_detector (param: disc radius), patch_classifier, call_size, ragged_boxes, identity,
       light (benchmark: two small convolutions), unet (benchmark: 4 levels, param: base channels)
       Writes a TorchScript model built without Python.
   flowinfer --help | --version
@@ -445,6 +445,7 @@ int cmd_make_model(const std::vector<std::string>& a) {
         {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
         {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
         {"call_size", DemoModel::call_size},   {"ragged_boxes", DemoModel::ragged_boxes},
+        {"identity", DemoModel::identity},
         {"light", DemoModel::light},           {"unet", DemoModel::unet}};
     if (out.empty()) throw Usage("make-model needs an output path");
     for (const auto& [name, k] : kinds) {

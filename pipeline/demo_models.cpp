@@ -97,6 +97,12 @@ def forward(self, x):
     return torch.cat([torch.ones_like(m) * x.size(0), m], 1)
 )JIT";
 
+// Returns its input: with activation none the output is the normalized patch itself.
+constexpr const char* kIdentity = R"JIT(
+def forward(self, x):
+    return x
+)JIT";
+
 // A "boxes" detector whose box count is the call's batch size, as models that pad to their
 // batch's largest count do: one box (0, 0, 8, 8) scoring the patch's mean, then zero rows.
 constexpr const char* kRaggedBoxes = R"JIT(
@@ -435,6 +441,9 @@ torch::jit::Module build(DemoModel kind, float param) {
             break;
         case DemoModel::ragged_boxes:
             m.define(kRaggedBoxes);
+            break;
+        case DemoModel::identity:
+            m.define(kIdentity);
             break;
         case DemoModel::light:
             add_light_weights(m);

@@ -287,7 +287,12 @@ struct Model::Impl {
             } else {
                 in = const_cast<float*>(static_cast<const float*>(input)) + b0 * values;  // used in place
             }
-            parts.push_back(forward(0, torch::from_blob(in, {k, 3, h, w}, torch::kFloat), k, h, w).contiguous());
+            const at::Tensor x_in = torch::from_blob(in, {k, 3, h, w}, torch::kFloat);
+            at::Tensor part = forward(0, x_in, k, h, w).contiguous();
+            // A model may hand back its input or a view of it (activation none): that memory
+            // is the slot's scratch, which the next chunk overwrites.
+            if (part.is_alias_of(x_in)) part = part.clone();
+            parts.push_back(std::move(part));
         }
         return join_chunks(parts, n);
     }

@@ -241,7 +241,7 @@ BOOST_AUTO_TEST_CASE(demo_models_are_torchscript_zip_archives) {
     fit::TempDir dir;
     for (auto kind : {DemoModel::tissue, DemoModel::pointwise_mean, DemoModel::constant,
                       DemoModel::throw_after, DemoModel::wrong_rank, DemoModel::downscale,
-                      DemoModel::call_size, DemoModel::ragged_boxes}) {
+                      DemoModel::call_size, DemoModel::ragged_boxes, DemoModel::identity}) {
         std::string path = demo(dir, "z.pt", kind, 2);
         std::ifstream f(path, std::ios::binary);
         char magic[4] = {};
@@ -451,6 +451,24 @@ BOOST_AUTO_TEST_CASE(cpu_micro_batch_splits_calls_and_joins_their_outputs) {
         BOOST_TEST(std::abs(rows[4] - mean) < 1e-5);
         for (int i = 6; i < 18; ++i) BOOST_TEST(rows[i] == 0.0f);
     }
+}
+
+BOOST_AUTO_TEST_CASE(micro_batches_keep_outputs_that_alias_the_input) {
+    // identity hands back the normalized input, which on CPU lives in the slot's scratch
+    // buffer: every patch must come back as itself, not as the last chunk written there.
+    fit::TempDir dir;
+    ModelConfig cfg = config(demo(dir, "i.pt", DemoModel::identity));
+    cfg.mean = {0, 0, 0};
+    cfg.std = {1, 1, 1};
+    Model model(cfg, "cpu", 1, 1);
+    const int n = 3, h = 4, w = 5, pixels = h * w;
+    std::vector<std::uint8_t> rgb(static_cast<std::size_t>(n) * pixels * 3);
+    for (int b = 0; b < n; ++b)
+        std::fill(rgb.begin() + b * pixels * 3, rgb.begin() + (b + 1) * pixels * 3, static_cast<std::uint8_t>(51 * (b + 1)));
+    const ModelOutput out = model.run_rgb(rgb.data(), n, h, w, 0);
+    BOOST_REQUIRE((out.shape == std::vector<std::int64_t>{n, 3, h, w}));
+    for (int b = 0; b < n; ++b)
+        for (int c = 0; c < 3; ++c) BOOST_TEST(std::abs(at(out, b, c, h - 1, w - 1) - 51.0f * (b + 1) / 255.0f) < 1e-6f, b);
 }
 
 BOOST_AUTO_TEST_CASE(host_buffers_come_from_a_pool) {

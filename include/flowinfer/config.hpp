@@ -47,7 +47,7 @@ struct ModelConfig {
     Task task = Task::segmentation;
     int batch_size = 8;
     // On CPU a batch goes through the model this many patches per call: a 256² patch's
-    // activations fit in the core's cache, a batch of 8 spills to memory (README, "Threads").
+    // activations fit in the core's cache, a batch of 8 spills to memory (README, "CPU micro-batches").
     // CUDA runs the whole batch.
     int cpu_micro_batch = 1;
     // std::nullopt: fp32 on CPU, fp16 on CUDA.

@@ -40,6 +40,7 @@ enum class DemoModel {
     patch_classifier, // [B, 2]: [1 - m, m], m = mean of the input over channels and pixels
     call_size,      // [B, m]: B = patches in this call, m = pointwise_mean's (cpu_micro_batch tests)
     ragged_boxes,   // "boxes" detections [B, B, 6]: box (0, 0, 8, 8) scoring the patch mean, zero rows
+    identity,       // returns its (normalized) input: [B, 3, H, W]
     light,          // benchmark, I/O-bound: conv 3->8 (3x3) + relu, conv 8->2 (1x1); a tissue mask
     unet,           // benchmark, compute-bound: 4-level U-Net, base channels param (0: 16; 16..64)
 };
