@@ -2,7 +2,9 @@
 # Installs flowinfer's build and test dependencies from Debian bookworm's packages.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libtbb-dev libtorch-dev libopenslide-dev libtiff-dev
-      libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev)
+      libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev python3-venv)
+# python3-venv: scripts/torch-venv.sh makes the PyTorch 2.x venv with `python3 -m venv`, which
+# Debian's python3 only has with this package.
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

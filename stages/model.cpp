@@ -10,13 +10,10 @@
 #include <torch/csrc/api/include/torch/cuda.h>
 #include <torch/script.h>
 
+#include <torch/version.h>
+
 #ifdef FLOWINFER_WITH_CUDA
-// Debian's libtorch-dev ships the c10/cuda headers without their CMake-generated
-// cuda_cmake_macros.h (it only sets Windows DLL export flags); skipping it where it is absent
-// lets the compile-only CUDA check build against those headers.
-#if !__has_include(<c10/cuda/impl/cuda_cmake_macros.h>) && !defined(C10_CUDA_NO_CMAKE_CONFIGURE_FILE)
-#define C10_CUDA_NO_CMAKE_CONFIGURE_FILE
-#endif
+#include <ATen/detail/CUDAHooksInterface.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #endif
@@ -25,6 +22,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <exception>
@@ -80,11 +78,32 @@ c10::ScalarType precision_dtype(Precision p) {
 }
 
 // Torch messages can carry long TorchScript tracebacks; for load errors the first line
-// already says what is wrong with the file.
+// already says what is wrong with the file (TorchScript's own errors start with a newline).
 std::string first_line(const std::string& text) {
-    std::string line = text.substr(0, text.find('\n'));
+    const std::size_t start = std::min(text.find_first_not_of(" \t\r\n"), text.size());
+    std::string line = text.substr(start, text.find('\n', start) - start);
     while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
     return line;
+}
+
+// A file saved by a newer PyTorch can call an operator this LibTorch lacks (Debian's 1.13 has
+// no aten::scaled_dot_product_attention, which every vision transformer of torch 2.x calls);
+// TorchScript says so as "Unknown builtin op: aten::x." inside a traceback, and a user needs to
+// hear which operator and what to do about it.
+std::string load_error(const std::string& path, const std::string& raw) {
+    static const std::string marker = "Unknown builtin op: ";
+    const std::size_t at = raw.find(marker);
+    if (at == std::string::npos)
+        return fmt::format("cannot load TorchScript file '{}': {}", path, first_line(raw));
+    std::string op = raw.substr(at + marker.size());
+    op = op.substr(0, op.find_first_of(" \t\r\n"));
+    while (!op.empty() && op.back() == '.') op.pop_back();
+    return fmt::format("cannot load TorchScript file '{}': it calls operator {}, which this "
+                       "LibTorch ({}) does not have; the file was saved by a newer PyTorch. "
+                       "Run it with flowinfer built against a newer LibTorch, such as the one in "
+                       "a PyPI torch wheel: scripts/torch-venv.sh BUILD_DIR (README, \"PyTorch 2.x "
+                       "and CUDA\")",
+                       path, op, TORCH_VERSION);
 }
 
 std::string trim_right(std::string text) {
@@ -117,11 +136,9 @@ torch::jit::Module load_module(const std::string& model, const std::string& path
     try {
         return torch::jit::load(path, device);
     } catch (const c10::Error& e) {
-        throw ModelError(model, fmt::format("cannot load TorchScript file '{}': {}", path,
-                                            first_line(e.what_without_backtrace())));
+        throw ModelError(model, load_error(path, e.what_without_backtrace()));
     } catch (const std::exception& e) {
-        throw ModelError(model, fmt::format("cannot load TorchScript file '{}': {}", path,
-                                            first_line(e.what())));
+        throw ModelError(model, load_error(path, e.what()));
     }
 }
 
@@ -219,7 +236,10 @@ public:
                 free_.erase(it);
             }
         }
-        if (!block) block = alloc_(bytes);
+        if (!block) {
+            block = alloc_(bytes);
+            allocations_.fetch_add(1, std::memory_order_relaxed);
+        }
         void* data = block.get();
         // The deleter keeps the pool alive, so buffers may outlive the Model.
         return std::shared_ptr<void>(data, [pool = shared_from_this(), block, bytes](void*) mutable {
@@ -228,8 +248,11 @@ public:
         });
     }
 
+    std::size_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
+
 private:
     Alloc alloc_;
+    std::atomic<std::size_t> allocations_{0};
     std::mutex mu_;
     std::multimap<std::size_t, std::shared_ptr<void>> free_;
 };
@@ -469,6 +492,28 @@ std::shared_ptr<float> Model::host_buffer(std::size_t count) const {
 
 std::shared_ptr<std::uint8_t> Model::host_bytes(std::size_t count) const {
     return std::static_pointer_cast<std::uint8_t>(impl_->pool->get(count));
+}
+
+std::size_t Model::host_allocations() const { return impl_->pool->allocations(); }
+
+bool Model::host_pinned(const void* p) const {
+#ifdef FLOWINFER_WITH_CUDA
+    if (impl_->cuda()) return at::detail::getCUDAHooks().isPinnedPtr(p);
+#endif
+    (void)p;
+    return false;
+}
+
+int cuda_device_count() {
+#ifdef FLOWINFER_WITH_CUDA
+    try {
+        return torch::cuda::is_available() ? static_cast<int>(torch::cuda::device_count()) : 0;
+    } catch (const std::exception&) {
+        return 0;  // a driver too old for the runtime, a broken install: no usable GPU
+    }
+#else
+    return 0;
+#endif
 }
 
 ModelOutput Model::run(const float* input, int n, int h, int w, int slot) { return run_any(input, false, n, h, w, slot); }

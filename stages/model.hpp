@@ -33,6 +33,10 @@ struct DeviceInfo {
     int slots = 1;
 };
 
+// CUDA GPUs this process can use: 0 in a CPU-only build, and 0 where a CUDA build finds no
+// GPU or no driver (as on CI's machines). Thread-safe.
+int cuda_device_count();
+
 class Model {
 public:
     // Loads cfg.path with torch::jit::load (eval, InferenceMode). device: "cpu" | "cuda" |
@@ -48,6 +52,10 @@ public:
     // reused), pinned when the model runs on CUDA.
     std::shared_ptr<float> host_buffer(std::size_t count) const;
     std::shared_ptr<std::uint8_t> host_bytes(std::size_t count) const;
+    // Buffers the pool has allocated so far (a buffer handed out again is not counted), and
+    // whether `p` lies in page-locked memory (always false on CPU).
+    std::size_t host_allocations() const;
+    bool host_pinned(const void* p) const;
 
     // Runs the model on `n` patches: input [n, 3, h, w] float32 contiguous (already
     // normalized). Validates the output for the model's task (segmentation: [n, C, h', w']

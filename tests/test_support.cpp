@@ -1,5 +1,7 @@
 #include "tests/test_support.hpp"
 
+#include "stages/model.hpp"
+
 #include <openslide.h>
 #include <tiffio.h>
 
@@ -32,6 +34,20 @@ TempDir::TempDir() {
 TempDir::~TempDir() {
     std::error_code ec;
     if (!std::getenv("FLOWINFER_KEEP_TEMP")) fs::remove_all(path_, ec);
+}
+
+boost::test_tools::assertion_result has_cuda_gpu(boost::unit_test::test_unit_id) {
+    const int n = flowinfer::cuda_device_count();
+    boost::test_tools::assertion_result r(n > 0);
+    r.message() << (n > 0 ? std::to_string(n) + " CUDA GPU(s)" : std::string("no CUDA GPU visible (or a CPU-only build)"));
+    return r;
+}
+
+boost::test_tools::assertion_result has_no_cuda_gpu(boost::unit_test::test_unit_id id) {
+    boost::test_tools::assertion_result gpu = has_cuda_gpu(id);
+    boost::test_tools::assertion_result r(!gpu.p_predicate_value);
+    r.message() << "runs without a GPU only; here: " << gpu.message();
+    return r;
 }
 
 std::string shared_slide(const std::string& name) {

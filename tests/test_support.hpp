@@ -2,6 +2,8 @@
 // running the CLI.
 #pragma once
 
+#include <boost/test/unit_test.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -23,6 +25,11 @@ private:
 };
 
 std::string shared_slide(const std::string& name);  // ../shared/slides/<name>
+
+// Boost.Test preconditions for the "gpu"-labelled cases: with a CUDA GPU visible / without
+// one. A case whose precondition fails is reported as skipped, with the reason.
+boost::test_tools::assertion_result has_cuda_gpu(boost::unit_test::test_unit_id);
+boost::test_tools::assertion_result has_no_cuda_gpu(boost::unit_test::test_unit_id);
 
 struct Image {
     std::int64_t width = 0, height = 0;
