@@ -30,6 +30,15 @@ if(NOT _fi_abi)
     "with it (every PyPI torch wheel since 2.7, or the cxx11-abi LibTorch archive).")
 endif()
 
+# Installed, libflowinfer and the CLI keep the run-time path to a LibTorch (and CUDA runtime)
+# outside the system's directories: one built against a torch wheel finds it in that venv.
+set(FLOWINFER_TORCH_RPATH "")
+foreach(_fi_dir IN ITEMS "${_fi_torch_lib_dir}" "${CUDAToolkit_LIBRARY_DIR}")
+  if(_fi_dir AND NOT _fi_dir IN_LIST CMAKE_CXX_IMPLICIT_LINK_DIRECTORIES)
+    list(APPEND FLOWINFER_TORCH_RPATH "${_fi_dir}")
+  endif()
+endforeach()
+
 # A LibTorch built with CUDA exports c10_cuda; only then is the CUDA branch compiled in.
 if(TARGET c10_cuda OR TORCH_CUDA_LIBRARIES)
   set(FLOWINFER_WITH_CUDA ON)

@@ -11,7 +11,8 @@
 #                 report; the steps it skips are listed in the report as "skipped: no GPU".
 #   --build DIR   build directory (default build-gpu); an already configured one is reused.
 #   --deps DIR    the bundle of scripts/offline-deps.sh (default .deps when it exists; none:
-#                 the system's packages).
+#                 the system's packages). With an already configured --build, a fresh configure
+#                 against the bundle alone is checked as well (CI does this).
 #   --python PY   the Python whose torch to build against (default: python3 when it imports
 #                 torch, else .venv-torch/bin/python from scripts/torch-venv.sh).
 #
@@ -35,6 +36,10 @@ done
 mkdir -p "$out" && out=$(cd "$out" && pwd)
 build=${build:-$root/build-gpu}
 [ -n "$deps" ] || { [ -d "$root/.deps" ] && deps=$root/.deps; }
+if [ -n "$deps" ]; then
+  [ -d "$deps" ] || { echo "gpu-check: --deps $deps: no such directory (make it with scripts/offline-deps.sh)" >&2; exit 2; }
+  deps=$(cd "$deps" && pwd)
+fi
 if [ -z "$python" ]; then
   if python3 -c 'import torch' 2>/dev/null; then python=python3; else python=$root/.venv-torch/bin/python; fi
 fi
@@ -83,9 +88,30 @@ fi
 command -v nvcc >/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH; }
 gen=()
 command -v ninja >/dev/null && [ ! -f "$build/CMakeCache.txt" ] && gen=(-G Ninja)
+cfg=()
+if [ -n "$deps" ]; then
+  # Named directly: a host whose CMake has no Debian multiarch directory would not look there.
+  multi=$deps/usr/lib/x86_64-linux-gnu
+  cfg+=(-DTBB_DIR="$multi/cmake/TBB" -Dfmt_DIR="$multi/cmake/fmt" -Dtomlplusplus_DIR="$multi/cmake/tomlplusplus"
+        -DBoost_DIR="$multi/cmake/Boost-1.74.0" -DZLIB_ROOT="$deps/usr" -DZLIB_LIBRARY="$multi/libz.so")
+fi
 if [ "$failed" = 0 ]; then
-  step configure cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DFLOWINFER_TESTS=ON \
-    -DFLOWINFER_BENCHMARKS=OFF -DFLOWINFER_INSTALL=OFF -DCMAKE_PREFIX_PATH="$prefix" -DFLOWINFER_PYTHON=
+  if [ -f "$build/CMakeCache.txt" ]; then
+    # A build configured before (CI's build-torch2) keeps its settings: regenerate only, and
+    # check that a fresh configure against the bundle alone finds every dependency there.
+    step configure cmake -S "$root" -B "$build"
+    if [ -n "$deps" ]; then
+      step "configure against the bundle" cmake -S "$root" -B "$out/bundle-configure" -DFLOWINFER_TESTS=ON \
+        -DFLOWINFER_PYTHON= -DCMAKE_PREFIX_PATH="$prefix" "${cfg[@]}"
+      for lib in pkgcfg_lib_OPENSLIDE_openslide pkgcfg_lib_LIBTIFF_tiff TBB_DIR fmt_DIR Boost_DIR ZLIB_LIBRARY; do
+        grep -q "^$lib:.*=$deps/" "$out/bundle-configure/CMakeCache.txt" ||
+          { record "configure against the bundle" failed 0 "$lib not from $deps"; failed=1; }
+      done
+    fi
+  else
+    step configure cmake -S "$root" -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DFLOWINFER_TESTS=ON \
+      -DFLOWINFER_BENCHMARKS=OFF -DFLOWINFER_INSTALL=OFF -DCMAKE_PREFIX_PATH="$prefix" -DFLOWINFER_PYTHON= "${cfg[@]}"
+  fi
   if [ "$failed" = 0 ] && ! grep -q '^FLOWINFER_WITH_CUDA:INTERNAL=ON' "$build/CMakeCache.txt"; then
     record configure failed 0 "LibTorch in $torch_dir has no CUDA"; failed=1
   fi
@@ -101,7 +127,7 @@ if [ "$failed" = 0 ]; then
     if (cd "$build/tests" && "./$t" --run_test=@gpu --log_level=message --report_level=short --color_output=no) \
          > "$out/$t.log" 2>&1; then st=ok; else st=failed; failed=1; fi
     cat "$out/$t.log" >> "$log"
-    summary=$(grep -E "Test module .* (passed|failed|skipped)|test cases? (passed|failed|skipped)|skipped because" "$out/$t.log" | head -3 | tr '\n' ' ')
+    summary=$(grep -A3 '^Test module' "$out/$t.log" | grep -E 'Test module|test cases?' | tr -s ' \n' ' ')
     record "tests $t @gpu" "$st" $((SECONDS - t0)) "$summary"
   done
 fi
@@ -133,7 +159,7 @@ if [ "$failed" = 0 ]; then
     for prec in fp32 fp16 bf16; do
       if [ "$gpu" = 1 ]; then
         step "bench $model $prec" bench_one "$model" "$prec" cuda --set runtime.readers=16 --set runtime.max_in_flight=512 \
-          --set models.0.batch_size=64 --repeat 3 --ceiling-seconds 2
+          --set models.0.batch_size=64 --repeat 3 --ceiling-seconds 1.5
       elif [ "$prec" = fp32 ]; then
         step "bench $model $prec (cpu)" bench_one "$model" fp32 cpu --repeat 1 --ceiling-seconds 0.5
       else
@@ -172,7 +198,7 @@ report = {"dry_run": dry, "host": open(os.path.join(out, "host.txt")).read().str
 json.dump(report, open(os.path.join(out, "gpu-report.json"), "w"), indent=1)
 lines = ["flowinfer gpu-check" + (" (dry run: steps that need a GPU are skipped)" if dry else ""), ""]
 lines += report["host"] + [""]
-lines += [f"{s['name']:<28}{s['status']:<9}{s['seconds']:>5} s  {s['detail']}" for s in steps]
+lines += [f"{s['name']:<32}{s['status']:<9}{s['seconds']:>5} s  {s['detail']}" for s in steps]
 if benches:
     f = lambda v, p=1: "-" if v is None else f"{v:.{p}f}"
     lines += ["", f"{'model':<7}{'prec':<6}{'device':<8}{'read':>9}{'model':>10}{'bound':>9}{'pipeline':>10}{'eff.':>6}"

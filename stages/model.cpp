@@ -403,6 +403,13 @@ struct Model::Impl {
                                                    spec.index, count));
         // Patch batches have a fixed shape, the case cuDNN autotuning pays off for.
         at::globalContext().setBenchmarkCuDNN(true);
+        // fp32 means IEEE fp32 on the GPU too: cuDNN convolutions default to TF32 (a 10-bit
+        // mantissa, about 1e-3 relative error), which would make an fp32 map differ from the
+        // CPU's. fp16 and bf16 are the fast paths. (Process-wide; TF32 touches fp32 ops only.)
+        if (dtype == torch::kFloat) {
+            at::globalContext().setAllowTF32CuDNN(false);
+            at::globalContext().setAllowTF32CuBLAS(false);
+        }
         devices.clear();
         if (spec.index < 0)  // "cuda": every visible GPU, one set of slots each
             for (int i = 0; i < count; ++i) devices.emplace_back(c10::kCUDA, static_cast<c10::DeviceIndex>(i));

@@ -114,9 +114,11 @@ std::vector<std::uint8_t> random_rgb(std::size_t count, unsigned seed) {
 
 BOOST_FIXTURE_TEST_SUITE(cuda, Fixture)
 
-// Tolerances, in grey levels of the map (255 x p(tissue)): fp16 within 2, bf16 (8 bits of
-// mantissa) within 6, and fewer than 1% of pixels more than one level off; fp32 on the GPU
-// within 1 of the CPU's map.
+// Tolerances, in grey levels of the map (255 x p(tissue)). The tissue model's probability is
+// sigmoid(L) with L = 20 (score - 0.2), so at the tissue border (p near 0.5) a relative input
+// error e moves a pixel by up to about 0.25 x 20 x 2.6 e x 255: fp16 (e = 2^-11) about 1.6
+// levels, bf16 (e = 2^-8) about 13. fp16 within 3, bf16 within 16, and in both fewer than
+// 2% of pixels more than one level off; CUDA fp32 (TF32 off) within 1 of the CPU's map.
 BOOST_AUTO_TEST_CASE(fp16_and_bf16_maps_agree_with_fp32, GPU_CASE) {
     const std::string s = slide("he.tiff", 2048);
     const std::string m = model(DemoModel::tissue);
@@ -129,24 +131,28 @@ BOOST_AUTO_TEST_CASE(fp16_and_bf16_maps_agree_with_fp32, GPU_CASE) {
     const MapDiff b = compare_maps(ref, map_of(run(config({s}, m, "bf16", Precision::bf16))));
     BOOST_TEST_MESSAGE("fp16 vs fp32: max " << h.max << ", >1: " << h.over_one);
     BOOST_TEST_MESSAGE("bf16 vs fp32: max " << b.max << ", >1: " << b.over_one);
-    BOOST_TEST(h.max <= 2);
-    BOOST_TEST(b.max <= 6);
-    BOOST_TEST(h.over_one < 0.01);
-    BOOST_TEST(b.over_one < 0.01);
+    BOOST_TEST(h.max <= 3);
+    BOOST_TEST(b.max <= 16);
+    BOOST_TEST(h.over_one < 0.02);
+    BOOST_TEST(b.over_one < 0.02);
 }
 
 // Two slots on one GPU: each call uploads, runs and downloads on its own stream and waits on
 // that stream alone, so a second call runs while the first is still on the GPU. The infer
 // stage's peak concurrency counts calls in flight at once (between upload and the stream's
-// synchronize), which is what two busy streams look like from the host.
+// synchronize): two means two streams held work at the same moment. A heavy model (U-Net
+// with 64 base channels, fp32, batches of 16 patches of 512 px) keeps each call on the GPU
+// far longer than reading the next batch takes, so the second slot is always wanted.
 BOOST_AUTO_TEST_CASE(infer_slots_overlap, GPU_CASE) {
     const std::string s = slide("big.tiff", 4096, 1.0);
-    Config c = config({s}, model(DemoModel::unet, 32), "slots", Precision::fp16);
+    Config c = config({s}, model(DemoModel::unet, 64), "slots", Precision::fp32);
+    c.patch_size = 512;
+    c.overlap = 0;
     c.infer_slots = 2;
     c.models[0].batch_size = 16;
-    c.max_in_flight = 256;
+    c.max_in_flight = 128;
     const RunSummary r = run(c);
-    BOOST_REQUIRE(r.slides.at(0).ok());
+    BOOST_REQUIRE_MESSAGE(r.slides.at(0).ok(), r.slides.at(0).error);
     BOOST_TEST(r.runtime.infer_slots == 2);
     BOOST_TEST(r.stages.at("infer").peak_concurrency == 2);
 }
