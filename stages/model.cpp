@@ -2,6 +2,8 @@
 // torch out of model.hpp so the rest of the project compiles fast and stays torch-free.
 #include "stages/model.hpp"
 
+#include "stages/buffer_pool.hpp"
+#include "stages/model_errors.hpp"
 #include "stages/normalize.hpp"
 
 #include <flowinfer/errors.hpp>
@@ -22,14 +24,10 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cctype>
 #include <cstring>
 #include <exception>
 #include <filesystem>
-#include <functional>
-#include <map>
-#include <mutex>
 #include <new>
 #include <string>
 #include <utility>
@@ -77,49 +75,6 @@ c10::ScalarType precision_dtype(Precision p) {
     return torch::kFloat;
 }
 
-// Torch messages can carry long TorchScript tracebacks; for load errors the first line
-// already says what is wrong with the file (TorchScript's own errors start with a newline).
-std::string first_line(const std::string& text) {
-    const std::size_t start = std::min(text.find_first_not_of(" \t\r\n"), text.size());
-    std::string line = text.substr(start, text.find('\n', start) - start);
-    while (!line.empty() && std::isspace(static_cast<unsigned char>(line.back()))) line.pop_back();
-    return line;
-}
-
-// A file saved by a newer PyTorch can call an operator this LibTorch lacks (Debian's 1.13 has
-// no aten::scaled_dot_product_attention, which every vision transformer of torch 2.x calls);
-// TorchScript says so as "Unknown builtin op: aten::x." inside a traceback, and a user needs to
-// hear which operator and what to do about it.
-std::string load_error(const std::string& path, const std::string& raw) {
-    static const std::string marker = "Unknown builtin op: ";
-    const std::size_t at = raw.find(marker);
-    if (at == std::string::npos)
-        return fmt::format("cannot load TorchScript file '{}': {}", path, first_line(raw));
-    std::string op = raw.substr(at + marker.size());
-    op = op.substr(0, op.find_first_of(" \t\r\n"));
-    while (!op.empty() && op.back() == '.') op.pop_back();
-    return fmt::format("cannot load TorchScript file '{}': it calls operator {}, which this "
-                       "LibTorch ({}) does not have; the file was saved by a newer PyTorch. "
-                       "Run it with flowinfer built against a newer LibTorch, such as the one in "
-                       "a PyPI torch wheel: scripts/torch-venv.sh BUILD_DIR (README, \"PyTorch 2.x "
-                       "and CUDA\")",
-                       path, op, TORCH_VERSION);
-}
-
-std::string trim_right(std::string text) {
-    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
-    return text;
-}
-
-// TorchScript interpreter errors put the model's own message on the last line, after the
-// traceback; lead with it so one-line logs still show what the model raised.
-std::string forward_message(const std::string& raw) {
-    std::string text = trim_right(raw);
-    const std::size_t newline = text.rfind('\n');
-    if (newline == std::string::npos) return text;
-    return text.substr(newline + 1) + "\n" + text;
-}
-
 std::string shape_string(const at::Tensor& t) {
     std::string s = "[";
     for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
@@ -136,9 +91,9 @@ torch::jit::Module load_module(const std::string& model, const std::string& path
     try {
         return torch::jit::load(path, device);
     } catch (const c10::Error& e) {
-        throw ModelError(model, load_error(path, e.what_without_backtrace()));
+        throw ModelError(model, load_error(path, e.what_without_backtrace(), TORCH_VERSION));
     } catch (const std::exception& e) {
-        throw ModelError(model, load_error(path, e.what()));
+        throw ModelError(model, load_error(path, e.what(), TORCH_VERSION));
     }
 }
 
@@ -218,44 +173,6 @@ ModelOutput to_model_output(const at::Tensor& host_float) {
 }
 
 }  // namespace
-
-// Recycles host batch buffers: a batch's buffer comes back here when the batch dies, so a
-// run allocates (and, on CUDA, pins) a handful of buffers instead of one per batch.
-class BufferPool : public std::enable_shared_from_this<BufferPool> {
-public:
-    using Alloc = std::function<std::shared_ptr<void>(std::size_t)>;
-    explicit BufferPool(Alloc alloc) : alloc_(std::move(alloc)) {}
-
-    std::shared_ptr<void> get(std::size_t bytes) {
-        std::shared_ptr<void> block;
-        {
-            std::lock_guard<std::mutex> lock(mu_);
-            auto it = free_.find(bytes);
-            if (it != free_.end()) {
-                block = std::move(it->second);
-                free_.erase(it);
-            }
-        }
-        if (!block) {
-            block = alloc_(bytes);
-            allocations_.fetch_add(1, std::memory_order_relaxed);
-        }
-        void* data = block.get();
-        // The deleter keeps the pool alive, so buffers may outlive the Model.
-        return std::shared_ptr<void>(data, [pool = shared_from_this(), block, bytes](void*) mutable {
-            std::lock_guard<std::mutex> lock(pool->mu_);
-            pool->free_.emplace(bytes, std::move(block));
-        });
-    }
-
-    std::size_t allocations() const { return allocations_.load(std::memory_order_relaxed); }
-
-private:
-    Alloc alloc_;
-    std::atomic<std::size_t> allocations_{0};
-    std::mutex mu_;
-    std::multimap<std::size_t, std::shared_ptr<void>> free_;
-};
 
 struct Model::Impl {
     ModelConfig cfg;

@@ -2,6 +2,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include "stages/model.hpp"
+#include "stages/model_errors.hpp"
 #include "stages/normalize.hpp"
 #include "tests/test_support.hpp"
 
@@ -532,4 +533,24 @@ BOOST_AUTO_TEST_CASE(cuda_fp16_matches_fp32,
             BOOST_TEST(dcpu < 1e-4);
         }
     }
+}
+
+// What LibTorch 1.13 raises for a file calling an operator it lacks (a torch 2.x ViT), as
+// tests/pytorch/oracle.py sees it end to end on the Debian build.
+BOOST_AUTO_TEST_CASE(load_error_names_a_missing_operator) {
+    const std::string raw =
+        "\nUnknown builtin op: aten::scaled_dot_product_attention.\nHere are some suggestions: \n"
+        "\taten::_scaled_dot_product_attention\n\nThe original call is:\n  File \"code/__torch__/timm.py\", "
+        "line 32\n    x = torch.scaled_dot_product_attention(q, k, v)\n";
+    const std::string msg = load_error("vit.pt", raw, "1.13.0");
+    BOOST_TEST(msg == "cannot load TorchScript file 'vit.pt': it calls operator "
+                      "aten::scaled_dot_product_attention, which this LibTorch (1.13.0) does not have; "
+                      "the file was saved by a newer PyTorch. Run it with flowinfer built against a "
+                      "newer LibTorch, such as the one in a PyPI torch wheel: scripts/torch-venv.sh "
+                      "BUILD_DIR (README, \"PyTorch 2.x and CUDA\")");
+    // Any other load error keeps its first non-blank line.
+    BOOST_TEST(load_error("m.pt", "\n  PytorchStreamReader failed locating file constants.pkl  \nmore", "2.11.0") ==
+               "cannot load TorchScript file 'm.pt': PytorchStreamReader failed locating file constants.pkl");
+    BOOST_TEST(forward_message("Traceback\n  line\nRuntimeError: boom\n") ==
+               "RuntimeError: boom\nTraceback\n  line\nRuntimeError: boom");
 }
