@@ -32,11 +32,7 @@ namespace {
 
 struct Fixture {
     fit::TempDir dir;
-    std::string model(DemoModel kind, float param = 0.0f) {
-        const std::string path = dir / fmt::format("model-{}-{}.pt", int(kind), param);
-        if (!fs::exists(path)) write_demo_model(path, kind, param);
-        return path;
-    }
+    std::string model(DemoModel kind, float param = 0.0f) { return fit::demo_model(dir, kind, param); }
     std::string slide(const std::string& name, std::int64_t side, double tissue = 0.5) {
         const std::string path = dir / name;
         SyntheticSlideSpec spec;

@@ -28,11 +28,7 @@ namespace {
 
 struct Fixture {
     fit::TempDir dir;
-    std::string model(DemoModel kind, float param = 0.0f) {
-        const std::string path = dir / fmt::format("model-{}-{}.pt", int(kind), param);
-        if (!fs::exists(path)) write_demo_model(path, kind, param);
-        return path;
-    }
+    std::string model(DemoModel kind, float param = 0.0f) { return fit::demo_model(dir, kind, param); }
     // A pointwise config: mean 0, std 1, no activation: output = round(255 * mean(RGB)/255).
     Config config(const std::vector<std::string>& slides, const std::string& model_path, int patch = 256,
                   int overlap = 0) {

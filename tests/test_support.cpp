@@ -50,6 +50,12 @@ boost::test_tools::assertion_result has_no_cuda_gpu(boost::unit_test::test_unit_
     return r;
 }
 
+std::string demo_model(const TempDir& dir, flowinfer::DemoModel kind, float param) {
+    const std::string path = dir / ("model-" + std::to_string(int(kind)) + "-" + std::to_string(param) + ".pt");
+    if (!std::filesystem::exists(path)) flowinfer::write_demo_model(path, kind, param);
+    return path;
+}
+
 std::string shared_slide(const std::string& name) {
     return std::string(FLOWINFER_SHARED_SLIDES) + "/" + name;
 }

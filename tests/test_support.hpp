@@ -4,6 +4,8 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <flowinfer/demo.hpp>
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -25,6 +27,9 @@ private:
 };
 
 std::string shared_slide(const std::string& name);  // ../shared/slides/<name>
+
+// The demo model `kind` (with `param`) as a file in `dir`, written on first use.
+std::string demo_model(const TempDir& dir, flowinfer::DemoModel kind, float param = 0.0f);
 
 // Boost.Test preconditions for the "gpu"-labelled cases: with a CUDA GPU visible / without
 // one. A case whose precondition fails is reported as skipped, with the reason.
