@@ -117,11 +117,12 @@ if [ "$failed" = 0 ]; then
   fi
   [ "$failed" = 0 ] && step build cmake --build "$build" -j"$(nproc)" --target flowinfer_cli test_gpu test_model
 fi
+# Tests and benches need the build only: a failing test still leaves the GPU's figures to take.
+built=$((1 - failed))
 fi_cli=$build/flowinfer
 
 # 3. The gpu-labelled tests (they skip themselves, and say so, where no GPU is visible).
-tests_json=""
-if [ "$failed" = 0 ]; then
+if [ "$built" = 1 ]; then
   for t in test_gpu test_model; do
     t0=$SECONDS
     if (cd "$build/tests" && "./$t" --run_test=@gpu --log_level=message --report_level=short --color_output=no) \
@@ -150,7 +151,7 @@ bench_one() {  # bench_one MODEL PRECISION DEVICE [extra bench args...]
   cat "$dir/bench.txt" >> "$log"
   return $rc
 }
-if [ "$failed" = 0 ]; then
+if [ "$built" = 1 ]; then
   mkdir -p "$assets"
   side=10000; [ "$gpu" = 1 ] || side=3000
   step "bench assets" bash -c "'$fi_cli' synth '$assets/bench.tiff' --width $side --height $side --mpp 0.25 &&

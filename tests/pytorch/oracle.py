@@ -60,8 +60,8 @@ def normalize(rgb):
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def reference(model_path, slide, coords, size, batch=16):
-    model = torch.jit.load(model_path).eval()
+def reference(model, slide, coords, size, batch=16):
+    """PyTorch's outputs of the loaded TorchScript `model` on the patches at `coords`."""
     outs = []
     with torch.no_grad():
         for i in range(0, len(coords), batch):
@@ -99,7 +99,7 @@ def check_raw(args, slide, name, info, mode, work):
     expected = sorted((x, y) for y in ys for x in xs)
     if sorted(map(tuple, coords.tolist())) != expected:
         fail(f"{name} ({mode}): flowinfer's patches are not the grid {len(xs)} x {len(ys)}")
-    want = reference(path, slide, coords.tolist(), patch)
+    want = reference(torch.jit.load(path).eval(), slide, coords.tolist(), patch)
     if got.shape != want.shape:
         fail(f"{name} ({mode}): flowinfer's outputs are {got.shape}, PyTorch's {want.shape}")
     per_patch = np.abs(got - want).reshape(len(coords), -1).max(axis=1)
@@ -151,7 +151,8 @@ def check_pipeline_csv(args, slide, info, work):
     header, rows = rows[0], rows[1:]
     coords = [(int(float(r[0])), int(float(r[1]))) for r in rows]
     got = np.array([[float(v) for v in r[4:]] for r in rows], dtype=np.float64)
-    want = torch.softmax(torch.from_numpy(reference(path, slide, coords, info["patch_size"])), 1).numpy()
+    want = torch.softmax(torch.from_numpy(reference(torch.jit.load(path).eval(), slide, coords,
+                                                        info["patch_size"])), 1).numpy()
     if got.shape != want.shape or len(header) != 4 + want.shape[1]:
         fail(f"resnet18 CSV: {got.shape} values under {header}, PyTorch gives {want.shape}")
     diff = float(np.abs(got - want).max())
@@ -179,10 +180,11 @@ def check_pipeline_map(args, slide, info, work):
     # Patches overlap only where the last row/column is shifted inward; the patches that do not
     # reach into it own every pixel they cover.
     xs, ys = axis_positions(w, patch, patch), axis_positions(h, patch, patch)
+    model = torch.jit.load(path).eval()
     worst, pixels = 0, 0
     for y in [y for y in ys if y + patch <= ys[-1]]:
         coords = [(x, y) for x in xs if x + patch <= xs[-1]]
-        probs = torch.softmax(torch.from_numpy(reference(path, slide, coords, patch)), 1)[:, 1].numpy()
+        probs = torch.softmax(torch.from_numpy(reference(model, slide, coords, patch)), 1)[:, 1].numpy()
         want = np.rint(probs * 255.0).astype(np.int32)
         for (x, _), p in zip(coords, want):
             d = int(np.abs(got[y:y + patch, x:x + patch] - p).max())
