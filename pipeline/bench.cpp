@@ -1,6 +1,7 @@
 #include <flowinfer/bench.hpp>
 #include <flowinfer/errors.hpp>
 
+#include "stages/blas.hpp"
 #include "stages/context.hpp"
 #include "stages/json.hpp"
 #include "stages/layout.hpp"
@@ -165,8 +166,6 @@ double mean_of(const std::vector<double>& v) {
     return v.empty() ? 0.0 : s / static_cast<double>(v.size());
 }
 
-std::string num(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
-
 }  // namespace
 
 BenchResult bench(const Config& base, const BenchOptions& opt) {
@@ -213,6 +212,7 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
         r.model_shapes.insert(r.model_shapes.end(), m.model_shapes.begin(), m.model_shapes.end());
         r.device = m.device;
         r.precision = m.precision;
+        r.blas = blas_library();
 
         seq_runs.push_back(run(seq));
         now.sequential = seq_runs.back().patches_per_s;
@@ -265,34 +265,43 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
 }
 
 std::string bench_json(const BenchResult& r) {
-    std::string shapes;
+    Json j = {{"slide", r.slide},
+              {"model", r.model},
+              {"device", r.device},
+              {"precision", r.precision},
+              {"blas", r.blas},
+              {"patch_size", r.patch_size},
+              {"batch_size", r.batch_size},
+              {"micro_batch", r.micro_batch},
+              {"readers", r.readers},
+              {"threads", r.threads},
+              {"torch_threads", r.torch_threads},
+              {"model_concurrency", r.model_concurrency},
+              {"model_torch_threads", r.model_torch_threads},
+              {"patches", r.pipeline.patches},
+              {"read_patches_per_s", r.read_patches_per_s},
+              {"model_patches_per_s", r.model_patches_per_s},
+              {"sequential_patches_per_s", r.sequential_patches_per_s},
+              {"pipeline_patches_per_s", r.pipeline_patches_per_s},
+              {"bound_patches_per_s", r.bound_patches_per_s},
+              {"efficiency", r.efficiency},
+              {"speedup_vs_sequential", r.speedup_vs_sequential},
+              {"max_in_flight", r.pipeline.runtime.max_in_flight},
+              {"peak_in_flight", r.pipeline.peak_in_flight},
+              {"mean_in_flight", r.mean_in_flight}};
+    Json& shapes = j["model_shapes"] = Json::array();
     for (const BenchResult::Shape& sh : r.model_shapes)
-        shapes += fmt::format("{}{{\"calls\": {}, \"torch_threads\": {}, \"patches_per_s\": {}}}",
-                              shapes.empty() ? "" : ", ", sh.calls, sh.torch_threads, num(sh.patches_per_s));
-    std::string rounds;
+        shapes.push_back({{"calls", sh.calls}, {"torch_threads", sh.torch_threads}, {"patches_per_s", sh.patches_per_s}});
+    Json& rounds = j["rounds"] = Json::array();
     for (const BenchResult::Round& x : r.rounds)
-        rounds += fmt::format("{}{{\"read\": {}, \"model\": {}, \"sequential\": {}, \"pipeline\": {}}}",
-                              rounds.empty() ? "" : ", ", num(x.read), num(x.model), num(x.sequential), num(x.pipeline));
-    std::string stages;
+        rounds.push_back({{"read", x.read}, {"model", x.model}, {"sequential", x.sequential}, {"pipeline", x.pipeline}});
+    Json& stages = j["stages"] = Json::object();
     for (const auto& [name, st] : r.pipeline.stages)
-        stages += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}, "
-                              "\"utilization\": {}}}",
-                              stages.empty() ? "" : ",", json_string(name), num(st.busy_s), st.items, st.peak_concurrency,
-                              num(r.pipeline.wall_s > 0 ? st.busy_s / r.pipeline.wall_s : 0.0));
-    return fmt::format(
-        "{{\n  \"slide\": {},\n  \"model\": {},\n  \"device\": {},\n  \"precision\": {},\n"
-        "  \"patch_size\": {},\n  \"batch_size\": {},\n  \"micro_batch\": {},\n  \"readers\": {},\n  \"threads\": {},\n"
-        "  \"torch_threads\": {},\n  \"model_concurrency\": {},\n  \"model_torch_threads\": {},\n"
-        "  \"patches\": {},\n  \"read_patches_per_s\": {},\n  \"model_patches_per_s\": {},\n"
-        "  \"sequential_patches_per_s\": {},\n  \"pipeline_patches_per_s\": {},\n  \"bound_patches_per_s\": {},\n"
-        "  \"efficiency\": {},\n  \"speedup_vs_sequential\": {},\n  \"max_in_flight\": {},\n"
-        "  \"peak_in_flight\": {},\n  \"mean_in_flight\": {},\n  \"model_shapes\": [{}],\n  \"rounds\": [{}],\n"
-        "  \"stages\": {{{}\n  }}\n}}\n",
-        json_string(r.slide), json_string(r.model), json_string(r.device), json_string(r.precision), r.patch_size, r.batch_size, r.micro_batch, r.readers, r.threads,
-        r.torch_threads, r.model_concurrency, r.model_torch_threads, r.pipeline.patches, num(r.read_patches_per_s),
-        num(r.model_patches_per_s), num(r.sequential_patches_per_s), num(r.pipeline_patches_per_s),
-        num(r.bound_patches_per_s), num(r.efficiency), num(r.speedup_vs_sequential), r.pipeline.runtime.max_in_flight,
-        r.pipeline.peak_in_flight, num(r.mean_in_flight), shapes, rounds, stages);
+        stages[name] = {{"busy_s", st.busy_s},
+                        {"items", st.items},
+                        {"peak_concurrency", st.peak_concurrency},
+                        {"utilization", r.pipeline.wall_s > 0 ? st.busy_s / r.pipeline.wall_s : 0.0}};
+    return json_text(j);
 }
 
 std::string bench_table(const BenchResult& r) {
@@ -301,6 +310,7 @@ std::string bench_table(const BenchResult& r) {
                                 fs::path(r.slide).filename().string(), r.model, r.device, r.precision, r.patch_size,
                                 r.batch_size, r.micro_batch, r.readers, r.threads, r.torch_threads, r.model_concurrency,
                                 r.model_torch_threads);
+    if (r.device == "cpu") t += fmt::format("  BLAS: {}\n", r.blas);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "read ceiling", r.read_patches_per_s);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);
     for (const BenchResult::Shape& sh : r.model_shapes)

@@ -1,93 +1,49 @@
-// flowinfer command line: run, demo, synth, make-model.
+// flowinfer command line (CLI11): run, bench, demo, synth, make-model, each with its --help.
 #include <flowinfer/bench.hpp>
 #include <flowinfer/config.hpp>
 #include <flowinfer/demo.hpp>
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "pipeline/cli_support.hpp"
 #include "stages/atomic_file.hpp"
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <fcntl.h>
 #include <malloc.h>
-#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
-#include <cerrno>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <string>
-#include <thread>
 #include <vector>
 
 namespace fs = std::filesystem;
 
 namespace {
 
+using flowinfer::cli::parse_shard;
+using flowinfer::cli::shard_from_slurm;
+using flowinfer::cli::StopOnSignals;
+using flowinfer::cli::Usage;
+
 constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when interrupted
 
-const char* const kHelp = R"(flowinfer: whole-slide inference on one TBB flow graph
-
-usage:
+const char* const kSynopsis = R"(usage:
   flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--tissue-mask] [--profile] [--quiet]
-      Runs every [[models]] entry over every slide of CONFIG in one pass; writes
-      <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and
-      <output.dir>/summary.json.
-      Resumes: a slide whose outputs are complete and were made from the same slide file,
-      model files, settings and flowinfer version is skipped (its record is
-      <output.dir>/<slide>/.flowinfer-done.json).
-      --set overrides a config key, e.g. --set tiling.overlap=32 --set models.0.batch_size=4
-      --force processes every slide, complete or not
-      --shard I/N processes slides I, I+N, I+2N, ... (from 1) of the sorted slide list and
-          writes <output.dir>/summary-I-of-N.json. Without it, a Slurm job array's
-          SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) picks the shard.
-      --tissue-mask writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)
-      --profile prints each stage's busy time and which stage was the bottleneck
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N]
-      Measures, on the first slide and model of CONFIG: the readers alone, the model alone,
-      the sequential baseline and the pipeline, each the median of --repeat (5) interleaved
-      rounds (ceilings: windows of --ceiling-seconds, 3); prints a table and writes
-      <output.dir>/bench.json.
   flowinfer demo [DIR] [--assets-only]
-      Makes a synthetic H&E-like slide and a demo tissue-segmentation model in DIR
-      (default ./flowinfer-demo), writes DIR/pipeline.toml and runs it. Also writes the
-      slide and models that configs/*.toml use (discs.tiff, blobs.pt, classifier.pt).
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q]
-      Writes a synthetic tiled pyramidal slide (JPEG quality Q, 0 = lossless deflate).
   flowinfer make-model OUT.pt --kind KIND [--param X]
-      KIND: tissue, pointwise_mean, constant, throw_after, throw_above, wrong_rank, downscale,
-      blob_detector (param: disc radius), patch_classifier, call_size, ragged_boxes, identity,
-      light (benchmark: two small convolutions), unet (benchmark: 4 levels, param: base channels)
-      Writes a TorchScript model built without Python.
-  flowinfer --help | --version
+  flowinfer COMMAND --help      (what COMMAND does and every option)
 
 exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error,
   130 / 143 stopped by SIGINT / SIGTERM (unfinished slides are "interrupted" in summary.json;
   a second SIGINT or SIGTERM quits at once)
 )";
-
-struct Usage : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
-std::string need_value(const std::vector<std::string>& a, std::size_t& i) {
-    if (i + 1 >= a.size()) throw Usage(fmt::format("{} needs a value", a[i]));
-    return a[++i];
-}
-
-double parse_number(const std::string& opt, const std::string& v) {
-    char* end = nullptr;
-    const double d = std::strtod(v.c_str(), &end);
-    if (v.empty() || *end) throw Usage(fmt::format("{}: '{}' is not a number", opt, v));
-    return d;
-}
 
 struct ProgressState {
     bool tty = false;
@@ -143,152 +99,57 @@ int report(const flowinfer::RunSummary& s) {
     return failed ? kSlideFailed : kOk;
 }
 
-// SIGINT / SIGTERM during a run. The first one stops the run cleanly: no new patches, the
-// graph cancelled, temporaries removed, summary.json written with the unfinished slides
-// "interrupted". That takes locks and allocates, which a signal handler must not, so the
-// handler only records the signal and writes a byte to a pipe (both async-signal-safe); a
-// watcher thread reads the pipe and asks the run to stop. A second signal means "now": the
-// handler calls _exit at once.
-std::atomic<int> g_signal{0};
-std::atomic<int> g_wake_fd{-1};  // the pipe's write end
-static_assert(std::atomic<int>::is_always_lock_free, "used from a signal handler");
-
-extern "C" void on_stop_signal(int sig) {
-    int none = 0;
-    if (!g_signal.compare_exchange_strong(none, sig)) ::_exit(128 + sig);
-    const int saved = errno;
-    const char byte = 1;
-    if (const int fd = g_wake_fd.load(); fd >= 0) (void)!::write(fd, &byte, 1);
-    errno = saved;
-}
-
-class StopOnSignals {
-public:
-    explicit StopOnSignals(flowinfer::RunStop& stop) {
-        int fds[2];
-        if (::pipe2(fds, O_CLOEXEC) != 0) throw std::runtime_error(std::string("pipe: ") + std::strerror(errno));
-        read_fd_ = fds[0];
-        write_fd_ = fds[1];
-        g_wake_fd.store(write_fd_);
-        watcher_ = std::thread([this, &stop] {
-            char byte = 0;
-            while (::read(read_fd_, &byte, 1) < 0 && errno == EINTR) {}
-            const int sig = g_signal.load();
-            if (sig == 0) return;  // woken by the destructor
-            const char* name = sig == SIGINT ? "SIGINT" : "SIGTERM";
-            std::fprintf(stderr, "\nflowinfer: %s: stopping; unfinished slides are marked interrupted "
-                                 "(send it again to quit at once)\n", name);
-            stop.request(fmt::format("interrupted by {}", name));
-        });
-        struct sigaction sa {};
-        sa.sa_handler = on_stop_signal;
-        sigemptyset(&sa.sa_mask);
-        sa.sa_flags = SA_RESTART;
-        ::sigaction(SIGINT, &sa, nullptr);
-        ::sigaction(SIGTERM, &sa, nullptr);
-    }
-    // The handlers stay: a signal from here to the exit still stops at once. The pipe stays
-    // open (two descriptors until exit), so the handler never writes to a reused descriptor.
-    ~StopOnSignals() {
-        const char byte = 0;
-        (void)!::write(write_fd_, &byte, 1);
-        watcher_.join();
-    }
-    StopOnSignals(const StopOnSignals&) = delete;
-    StopOnSignals& operator=(const StopOnSignals&) = delete;
-
-    int signal() const { return g_signal.load(); }
-
-private:
-    int read_fd_ = -1, write_fd_ = -1;
-    std::thread watcher_;
-};
-
-// A count or index from the command line or the environment: plain decimal digits only, so
-// "2x", "-1", " 3" and "" are errors rather than being read as a prefix or as 0.
-std::optional<int> parse_index(const std::string& text) {
-    if (text.empty() || text.size() > 9 || text.find_first_not_of("0123456789") != std::string::npos) return std::nullopt;
-    return std::stoi(text);
-}
-
-flowinfer::Shard parse_shard(const std::string& text) {
-    const std::size_t slash = text.find('/');
-    const std::optional<int> i = slash == std::string::npos ? std::nullopt : parse_index(text.substr(0, slash));
-    const std::optional<int> n = slash == std::string::npos ? std::nullopt : parse_index(text.substr(slash + 1));
-    if (!i || !n) throw Usage(fmt::format("--shard '{}': expected I/N with whole numbers, e.g. --shard 2/8", text));
-    if (*n < 1 || *i < 1 || *i > *n)
-        throw Usage(fmt::format("--shard '{}': needs 1 <= I <= N (shards are numbered from 1)", text));
-    return flowinfer::Shard{*i, *n};
-}
-
-// A Slurm job array's task as a shard. SLURM_ARRAY_TASK_MIN makes any first index work
-// (--array=0-7 as well as 1-8) and SLURM_ARRAY_TASK_STEP any step (1-15:2); N is
-// SLURM_ARRAY_TASK_COUNT, or derived from MIN, MAX and STEP. `from` receives the variables
-// used, for messages. Anything that does not give 1 <= I <= N is a usage error: guessing would
-// process some slides twice and others never.
-std::optional<flowinfer::Shard> shard_from_slurm(std::string& from) {
-    const char* const names[] = {"SLURM_ARRAY_TASK_ID", "SLURM_ARRAY_TASK_COUNT", "SLURM_ARRAY_TASK_MIN",
-                                 "SLURM_ARRAY_TASK_MAX", "SLURM_ARRAY_TASK_STEP"};
-    std::optional<int> v[5];
-    for (int k = 0; k < 5; ++k) {
-        const char* text = std::getenv(names[k]);
-        if (!text) continue;
-        v[k] = parse_index(text);
-        if (!v[k]) throw Usage(fmt::format("{}='{}' is not a whole number; pass --shard I/N", names[k], text));
-        from += fmt::format("{}{}={}", from.empty() ? "" : " ", names[k], *v[k]);
-    }
-    const auto& [id, count, min, max, step_var] = v;
-    if (!id) {
-        if (!from.empty()) throw Usage(fmt::format("{} is set but SLURM_ARRAY_TASK_ID is not; pass --shard I/N", from));
-        return std::nullopt;
-    }
-    const int step = step_var.value_or(1);
-    if (step < 1) throw Usage(fmt::format("{}: the step must be at least 1; pass --shard I/N", from));
-    if (!count && !(min && max))
-        throw Usage(fmt::format("{}: needs SLURM_ARRAY_TASK_COUNT or SLURM_ARRAY_TASK_MIN and _MAX to know the "
-                                "number of shards; pass --shard I/N", from));
-    if (min && max && *max < *min) throw Usage(fmt::format("{}: SLURM_ARRAY_TASK_MAX < SLURM_ARRAY_TASK_MIN", from));
-    const int n = count ? *count : (*max - *min) / step + 1;
-    int i = *id;
-    if (min) {
-        if (*id < *min || (*id - *min) % step != 0)
-            throw Usage(fmt::format("{}: the task ID is not MIN + a multiple of STEP; pass --shard I/N", from));
-        i = (*id - *min) / step + 1;
-    }
-    if (n < 1 || i < 1 || i > n)
-        throw Usage(fmt::format("{}: gives shard {}/{}, outside 1..{}; submit the array as --array=1-N (or 0-(N-1)), "
-                                "or pass --shard I/N", from, i, n, n));
-    return flowinfer::Shard{i, n};
-}
-
-int cmd_run(const std::vector<std::string>& a) {
+struct RunArgs {
     std::string config;
     std::vector<std::string> overrides;
-    bool tissue_mask = false, profile = false;
+    std::string shard;
+    CLI::Option* shard_given = nullptr;
+    bool quiet = false, tissue_mask = false, profile = false, force = false;
+};
+
+// --set KEY=VALUE, one value per occurrence, so that `--set a=1 CONFIG.toml` keeps its config.
+void add_overrides(CLI::App& cmd, std::vector<std::string>& overrides) {
+    cmd.add_option("--set", overrides, "Overrides a config key, e.g. --set tiling.overlap=32 "
+                                       "--set models.0.batch_size=4 (repeatable)")
+        ->type_name("KEY=VALUE")
+        ->allow_extra_args(false);
+}
+
+CLI::App* add_run(CLI::App& app, RunArgs& a) {
+    CLI::App* cmd = app.add_subcommand("run", "Runs every [[models]] entry over every slide of CONFIG in one pass");
+    cmd->footer("Writes <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and\n"
+                "<output.dir>/summary.json. Resumes: a slide whose outputs are complete and were made from\n"
+                "the same slide file, model files, settings and flowinfer version is skipped (its record is\n"
+                "<output.dir>/<slide>/.flowinfer-done.json).\n"
+                "With --shard I/N the summary is <output.dir>/summary-I-of-N.json. Without --shard, a Slurm job\n"
+                "array's SLURM_ARRAY_TASK_ID with SLURM_ARRAY_TASK_COUNT (or _MIN/_MAX) picks the shard.");
+    cmd->add_option("CONFIG.toml", a.config, "The pipeline config")->required();
+    add_overrides(*cmd, a.overrides);
+    cmd->add_flag("--force", a.force, "Processes every slide, complete or not");
+    a.shard_given = cmd->add_option("--shard", a.shard,
+                                    "Processes slides I, I+N, I+2N, ... (from 1) of the sorted slide list")
+                        ->type_name("I/N");
+    cmd->add_flag("--tissue-mask", a.tissue_mask,
+                  "Writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)");
+    cmd->add_flag("--profile", a.profile, "Prints each stage's busy time and which stage was the bottleneck");
+    cmd->add_flag("-q,--quiet", a.quiet, "No progress line");
+    return cmd;
+}
+
+int cmd_run(const RunArgs& a) {
     flowinfer::RunOptions options;
-    options.resume = true;
+    options.resume = !a.force;
     std::string shard_from;
+    if (a.shard_given->count() > 0) {
+        options.shard = parse_shard(a.shard);
+        shard_from = "--shard";
+    }
     ProgressState progress;
     progress.tty = isatty(STDERR_FILENO);
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (a[i] == "--set") overrides.push_back(need_value(a, i));
-        else if (a[i].rfind("--set=", 0) == 0) overrides.push_back(a[i].substr(6));
-        else if (a[i] == "--quiet" || a[i] == "-q") progress.quiet = true;
-        else if (a[i] == "--tissue-mask") tissue_mask = true;
-        else if (a[i] == "--profile") profile = true;
-        else if (a[i] == "--force") options.resume = false;
-        else if (a[i] == "--shard" || a[i].rfind("--shard=", 0) == 0) {
-            options.shard = parse_shard(a[i] == "--shard" ? need_value(a, i) : a[i].substr(8));
-            shard_from = "--shard";
-        }
-        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
-        else if (config.empty()) config = a[i];
-        else throw Usage("run takes one config file");
-    }
-    if (config.empty()) throw Usage("run needs a config file");
+    progress.quiet = a.quiet;
     if (!options.shard) options.shard = shard_from_slurm(shard_from);
-    flowinfer::Config cfg = flowinfer::load_config(config, overrides);
-    if (tissue_mask) {
+    flowinfer::Config cfg = flowinfer::load_config(a.config, a.overrides);
+    if (a.tissue_mask) {
         if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
         cfg.tissue_preview = true;
     }
@@ -303,29 +164,39 @@ int cmd_run(const std::vector<std::string>& a) {
     options.stop = &stop;
     const flowinfer::RunSummary s = flowinfer::run(cfg, options);
     if (progress.tty && !progress.quiet) std::fprintf(stderr, "\n");
-    if (profile) std::fputs(flowinfer::profile_report(s, cfg).c_str(), stdout);
+    if (a.profile) std::fputs(flowinfer::profile_report(s, cfg).c_str(), stdout);
     const int rc = report(s);
     return s.state == flowinfer::RunState::interrupted ? 128 + signals.signal() : rc;
 }
 
-int cmd_bench(const std::vector<std::string>& a) {
+struct BenchArgs {
     std::string config;
     std::vector<std::string> overrides;
     flowinfer::BenchOptions opt;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (a[i] == "--set") overrides.push_back(need_value(a, i));
-        else if (a[i] == "--patches") opt.ceiling_patches = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
-        else if (a[i] == "--ceiling-seconds") opt.ceiling_seconds = parse_number(a[i], need_value(a, i));
-        else if (a[i] == "--repeat") opt.repeat = static_cast<int>(parse_number(a[i], need_value(a, i)));
-        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
-        else if (config.empty()) config = a[i];
-        else throw Usage("bench takes one config file");
-    }
-    if (config.empty()) throw Usage("bench needs a config file");
+};
+
+CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
+    CLI::App* cmd = app.add_subcommand(
+        "bench", "Measures the pipeline against its own ceilings on the first slide and model of CONFIG");
+    cmd->footer("Measures the readers alone, the model alone, the sequential baseline and the pipeline, each\n"
+                "the median of --repeat interleaved rounds; prints a table and writes <output.dir>/bench.json\n"
+                "(benchmarks/README.md explains every key).");
+    cmd->add_option("CONFIG.toml", a.config, "The pipeline config")->required();
+    add_overrides(*cmd, a.overrides);
+    cmd->add_option("--patches", a.opt.ceiling_patches, "Patches the read ceiling cycles through")
+        ->capture_default_str();
+    cmd->add_option("--ceiling-seconds", a.opt.ceiling_seconds, "Length of each ceiling window")
+        ->capture_default_str();
+    cmd->add_option("--repeat", a.opt.repeat, "Interleaved rounds; the median counts")->capture_default_str();
+    return cmd;
+}
+
+int cmd_bench(const BenchArgs& a) {
+    const flowinfer::BenchOptions& opt = a.opt;
     if (opt.ceiling_patches < 1) throw Usage("--patches must be at least 1");
     if (opt.repeat < 1) throw Usage("--repeat must be at least 1");
     if (!(opt.ceiling_seconds >= 0)) throw Usage("--ceiling-seconds must be >= 0");
-    const flowinfer::Config cfg = flowinfer::load_config(config, overrides);
+    const flowinfer::Config cfg = flowinfer::load_config(a.config, a.overrides);
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);
     const fs::path out = fs::path(cfg.output_dir) / "bench.json";
@@ -348,16 +219,24 @@ void write_demo_detection_assets(const fs::path& dir) {
     flowinfer::write_demo_model((dir / "classifier.pt").string(), flowinfer::DemoModel::patch_classifier);
 }
 
-int cmd_demo(const std::vector<std::string>& args) {
-    std::vector<std::string> a;
-    bool run_it = true;
-    for (const std::string& s : args) {
-        if (s == "--assets-only") run_it = false;
-        else if (!s.empty() && s[0] == '-') throw Usage("unknown option " + s);
-        else a.push_back(s);
-    }
-    if (a.size() > 1) throw Usage("demo takes at most one directory");
-    const fs::path dir = fs::absolute(a.empty() ? fs::path("flowinfer-demo") : fs::path(a[0]));
+struct DemoArgs {
+    std::string dir = "flowinfer-demo";
+    bool assets_only = false;
+};
+
+CLI::App* add_demo(CLI::App& app, DemoArgs& a) {
+    CLI::App* cmd = app.add_subcommand(
+        "demo", "Makes a synthetic slide and a demo model in DIR, writes DIR/pipeline.toml and runs it");
+    cmd->footer("The slide is H&E-like, the model a tissue segmenter (TorchScript, built without Python).\n"
+                "Also writes the slide and models that configs/*.toml use (discs.tiff, blobs.pt, classifier.pt).");
+    cmd->add_option("DIR", a.dir, "Where the demo's files go")->capture_default_str();
+    cmd->add_flag("--assets-only", a.assets_only, "Writes the files without running the pipeline");
+    return cmd;
+}
+
+int cmd_demo(const DemoArgs& a) {
+    const bool run_it = !a.assets_only;
+    const fs::path dir = fs::absolute(fs::path(a.dir));
     fs::create_directories(dir);
     flowinfer::SyntheticSlideSpec spec;
     spec.width = 8192;
@@ -399,65 +278,81 @@ activation = "softmax"
     write_demo_detection_assets(dir);
     if (!run_it) return kOk;
     std::printf("demo: running %s\n", toml.c_str());
-    const int rc = cmd_run({toml.string()});
+    RunArgs run;
+    run.config = toml.string();
+    const int rc = cmd_run(run);
     std::printf("demo: the tissue probability map is %s (open it with QuPath or openslide)\n",
                 (dir / "out" / "synthetic-he" / "tissue.tif").c_str());
     return rc;
 }
 
-int cmd_synth(const std::vector<std::string>& a) {
-    flowinfer::SyntheticSlideSpec spec;
+struct SynthArgs {
     std::string out;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (a[i] == "--width") spec.width = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
-        else if (a[i] == "--height") spec.height = static_cast<std::int64_t>(parse_number(a[i], need_value(a, i)));
-        else if (a[i] == "--mpp") spec.mpp = parse_number(a[i], need_value(a, i));
-        else if (a[i] == "--seed") spec.seed = static_cast<std::uint32_t>(parse_number(a[i], need_value(a, i)));
-        else if (a[i] == "--tissue") spec.tissue_fraction = parse_number(a[i], need_value(a, i));
-        else if (a[i] == "--quality") spec.jpeg_quality = static_cast<int>(parse_number(a[i], need_value(a, i)));
-        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
-        else if (out.empty()) out = a[i];
-        else throw Usage("synth takes one output path");
-    }
-    if (out.empty()) throw Usage("synth needs an output path");
-    if (spec.width < 1 || spec.height < 1) throw Usage("--width and --height must be positive");
-    if (spec.jpeg_quality < 0 || spec.jpeg_quality > 100) throw Usage("--quality must be 0..100");
-    flowinfer::write_synthetic_slide(out, spec);
-    std::printf("%s\n", out.c_str());
+    flowinfer::SyntheticSlideSpec spec;
+};
+
+CLI::App* add_synth(CLI::App& app, SynthArgs& a) {
+    CLI::App* cmd = app.add_subcommand("synth", "Writes a synthetic H&E-like tiled pyramidal slide (generic TIFF)");
+    flowinfer::SyntheticSlideSpec& s = a.spec;
+    cmd->add_option("OUT.tiff", a.out, "The slide to write")->required();
+    cmd->add_option("--width", s.width, "Level-0 width in pixels")->capture_default_str();
+    cmd->add_option("--height", s.height, "Level-0 height in pixels")->capture_default_str();
+    cmd->add_option("--mpp", s.mpp, "Microns per pixel (0: no resolution tags)")->capture_default_str();
+    cmd->add_option("--seed", s.seed, "Texture and tissue outline")->capture_default_str();
+    cmd->add_option("--tissue", s.tissue_fraction, "Share of the area that is tissue")->capture_default_str();
+    cmd->add_option("--quality", s.jpeg_quality, "JPEG quality; 0: lossless deflate")->capture_default_str();
+    return cmd;
+}
+
+int cmd_synth(const SynthArgs& a) {
+    if (a.spec.width < 1 || a.spec.height < 1) throw Usage("--width and --height must be positive");
+    if (a.spec.jpeg_quality < 0 || a.spec.jpeg_quality > 100) throw Usage("--quality must be 0..100");
+    flowinfer::write_synthetic_slide(a.out, a.spec);
+    std::printf("%s\n", a.out.c_str());
     return kOk;
 }
 
-int cmd_make_model(const std::vector<std::string>& a) {
+using flowinfer::DemoModel;
+const std::pair<const char*, DemoModel> kModelKinds[] = {
+    {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
+    {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
+    {"throw_above", DemoModel::throw_above},
+    {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
+    {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
+    {"call_size", DemoModel::call_size},   {"ragged_boxes", DemoModel::ragged_boxes},
+    {"identity", DemoModel::identity},
+    {"light", DemoModel::light},           {"unet", DemoModel::unet}};
+
+std::string model_kind_names() {
+    std::string names;
+    for (const auto& [name, k] : kModelKinds) names += (names.empty() ? "" : ", ") + std::string(name);
+    return names;
+}
+
+struct MakeModelArgs {
     std::string out, kind;
     float param = 0.0f;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        if (a[i] == "--kind") kind = need_value(a, i);
-        else if (a[i] == "--param") param = static_cast<float>(parse_number(a[i], need_value(a, i)));
-        else if (!a[i].empty() && a[i][0] == '-') throw Usage("unknown option " + a[i]);
-        else if (out.empty()) out = a[i];
-        else throw Usage("make-model takes one output path");
-    }
-    using flowinfer::DemoModel;
-    const std::pair<const char*, DemoModel> kinds[] = {
-        {"tissue", DemoModel::tissue},         {"pointwise_mean", DemoModel::pointwise_mean},
-        {"constant", DemoModel::constant},     {"throw_after", DemoModel::throw_after},
-        {"throw_above", DemoModel::throw_above},
-        {"wrong_rank", DemoModel::wrong_rank}, {"downscale", DemoModel::downscale},
-        {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
-        {"call_size", DemoModel::call_size},   {"ragged_boxes", DemoModel::ragged_boxes},
-        {"identity", DemoModel::identity},
-        {"light", DemoModel::light},           {"unet", DemoModel::unet}};
-    if (out.empty()) throw Usage("make-model needs an output path");
-    for (const auto& [name, k] : kinds) {
-        if (kind == name) {
-            flowinfer::write_demo_model(out, k, param);
-            std::printf("%s\n", out.c_str());
+};
+
+CLI::App* add_make_model(CLI::App& app, MakeModelArgs& a) {
+    CLI::App* cmd = app.add_subcommand("make-model", "Writes a TorchScript model built without Python");
+    cmd->footer("KIND light is the light benchmark model (two small convolutions); unet the benchmark U-Net\n"
+                "(4 levels, --param: base channels); blob_detector's --param is the disc radius.");
+    cmd->add_option("OUT.pt", a.out, "The model file to write")->required();
+    cmd->add_option("--kind", a.kind, "One of " + model_kind_names())->type_name("KIND");
+    cmd->add_option("--param", a.param, "A number some kinds take");
+    return cmd;
+}
+
+int cmd_make_model(const MakeModelArgs& a) {
+    for (const auto& [name, k] : kModelKinds) {
+        if (a.kind == name) {
+            flowinfer::write_demo_model(a.out, k, a.param);
+            std::printf("%s\n", a.out.c_str());
             return kOk;
         }
     }
-    std::string names;
-    for (const auto& [name, k] : kinds) names += (names.empty() ? "" : ", ") + std::string(name);
-    throw Usage(fmt::format("make-model: --kind '{}' is not one of {}", kind, names));
+    throw Usage(fmt::format("make-model: --kind '{}' is not one of {}", a.kind, model_kind_names()));
 }
 
 }  // namespace
@@ -481,30 +376,52 @@ void tune_malloc() {
 
 int main(int argc, char** argv) {
     tune_malloc();
-    std::vector<std::string> args(argv + 1, argv + argc);
-    if (args.empty()) {
-        std::fputs(kHelp, stderr);
+    CLI::App app{"flowinfer: whole-slide inference on one TBB flow graph", "flowinfer"};
+    app.footer(kSynopsis);
+    app.require_subcommand(1);
+    app.set_version_flag("--version", std::string("flowinfer ") + FLOWINFER_VERSION);
+    RunArgs run;
+    BenchArgs bench;
+    DemoArgs demo;
+    SynthArgs synth;
+    MakeModelArgs make_model;
+    CLI::App* const commands[] = {add_run(app, run), add_bench(app, bench), add_demo(app, demo),
+                                  add_synth(app, synth), add_make_model(app, make_model)};
+    const std::string first = argc > 1 ? argv[1] : "";
+    if (argc < 2) {
+        std::fputs(app.help().c_str(), stderr);
         return kUsage;
     }
-    const std::string cmd = args.front();
-    const std::vector<std::string> rest(args.begin() + 1, args.end());
+    // Usage errors point at the help of the command they belong to.
+    const auto see = [&app] {
+        const std::vector<CLI::App*> chosen = app.get_subcommands();
+        return chosen.empty() ? std::string("flowinfer --help") : "flowinfer " + chosen[0]->get_name() + " --help";
+    };
     try {
-        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
-            std::fputs(kHelp, stdout);
+        if (first == "help") {
+            std::fputs(app.help().c_str(), stdout);
             return kOk;
         }
-        if (cmd == "--version") {
-            std::printf("flowinfer %s\n", FLOWINFER_VERSION);
-            return kOk;
+        // CLI11 would say "A subcommand is required" for a misspelt one.
+        const bool known = std::any_of(std::begin(commands), std::end(commands),
+                                       [&](const CLI::App* c) { return c->get_name() == first; });
+        if (!known && (first.empty() || first[0] != '-'))
+            throw Usage("unknown command '" + first + "'");
+        try {
+            app.parse(argc, argv);
+        } catch (const CLI::Success& e) {  // --help, --version
+            return app.exit(e);
+        } catch (const CLI::ParseError& e) {
+            std::fprintf(stderr, "flowinfer: %s\n(see %s)\n", e.what(), see().c_str());
+            return kUsage;
         }
-        if (cmd == "run") return cmd_run(rest);
-        if (cmd == "demo") return cmd_demo(rest);
-        if (cmd == "bench") return cmd_bench(rest);
-        if (cmd == "synth") return cmd_synth(rest);
-        if (cmd == "make-model") return cmd_make_model(rest);
-        throw Usage("unknown command '" + cmd + "'");
+        if (commands[0]->parsed()) return cmd_run(run);
+        if (commands[1]->parsed()) return cmd_bench(bench);
+        if (commands[2]->parsed()) return cmd_demo(demo);
+        if (commands[3]->parsed()) return cmd_synth(synth);
+        return cmd_make_model(make_model);
     } catch (const Usage& e) {
-        std::fprintf(stderr, "flowinfer: %s\n(see flowinfer --help)\n", e.what());
+        std::fprintf(stderr, "flowinfer: %s\n(see %s)\n", e.what(), see().c_str());
         return kUsage;
     } catch (const flowinfer::ConfigError& e) {
         std::fprintf(stderr, "flowinfer: config error: %s\n", e.what());

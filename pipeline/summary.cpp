@@ -2,20 +2,9 @@
 
 #include "stages/json.hpp"
 
-#include <fmt/format.h>
-
 #include <algorithm>
-#include <cmath>
 
 namespace flowinfer {
-
-namespace {
-
-std::string quote(const std::string& s) { return json_string(s); }
-
-std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.6g}", v) : "null"; }
-
-}  // namespace
 
 const char* to_string(SlideStatus s) noexcept {
     switch (s) {
@@ -39,61 +28,56 @@ const char* to_string(RunState s) noexcept {
 }
 
 std::string summary_json(const RunSummary& s) {
-    std::string j = fmt::format("{{\n  \"state\": {},\n", quote(to_string(s.state)));
-    if (!s.error.empty()) j += fmt::format("  \"error\": {},\n", quote(s.error));
+    Json j;
+    j["state"] = to_string(s.state);
+    if (!s.error.empty()) j["error"] = s.error;
     if (s.shard)
-        j += fmt::format("  \"shard\": {{\"index\": {}, \"count\": {}, \"slides_total\": {}, \"slides_sha256\": {}}},\n",
-                         s.shard->index, s.shard->count, s.slides_total, quote(s.slides_sha256));
+        j["shard"] = {{"index", s.shard->index}, {"count", s.shard->count}, {"slides_total", s.slides_total},
+                      {"slides_sha256", s.slides_sha256}};
     // One count per status, in this order; a new status only needs adding here.
     constexpr SlideStatus kOrder[] = {SlideStatus::ok, SlideStatus::skipped, SlideStatus::failed,
                                       SlideStatus::interrupted, SlideStatus::pending};
-    j += "  \"counts\": {";
-    for (SlideStatus st : kOrder) {
-        const auto n = std::count_if(s.slides.begin(), s.slides.end(), [st](const SlideResult& r) { return r.status == st; });
-        j += fmt::format("{}{}: {}", st == kOrder[0] ? "" : ", ", quote(to_string(st)), n);
-    }
-    j += "},\n";
-    j += "  \"slides\": [";
-    for (std::size_t i = 0; i < s.slides.size(); ++i) {
-        const SlideResult& r = s.slides[i];
-        j += i ? ",\n    {" : "\n    {";
-        j += fmt::format("\"path\": {}, \"status\": {}, ", quote(r.path), quote(to_string(r.status)));
-        if (!r.error.empty()) j += fmt::format("\"error\": {}, ", quote(r.error));
-        if (!r.reason.empty()) j += fmt::format("\"reason\": {}, ", quote(r.reason));
-        j += fmt::format("\"patches\": {}, \"patches_skipped\": {}, \"patches_unreadable\": {}, \"wall_s\": {}, "
-                         "\"outputs\": [",
-                         r.patches, r.patches_skipped, r.patches_unreadable, number(r.wall_s));
-        for (std::size_t k = 0; k < r.outputs.size(); ++k) {
-            const OutputInfo& o = r.outputs[k];
-            j += fmt::format("{}{{\"model\": {}, \"kind\": {}, \"format\": {}, \"path\": {}", k ? ", " : "",
-                             quote(o.model), quote(o.kind), quote(o.format), quote(o.path));
-            if (o.format == "tiff")
-                j += fmt::format(", \"width\": {}, \"height\": {}, \"downsample\": {}", o.width, o.height,
-                                 number(o.downsample));
-            if (o.objects >= 0) j += fmt::format(", \"objects\": {}", o.objects);
-            j += "}";
+    Json& counts = j["counts"] = Json::object();
+    for (SlideStatus st : kOrder)
+        counts[to_string(st)] =
+            std::count_if(s.slides.begin(), s.slides.end(), [st](const SlideResult& r) { return r.status == st; });
+    Json& slides = j["slides"] = Json::array();
+    for (const SlideResult& r : s.slides) {
+        Json e = {{"path", r.path}, {"status", to_string(r.status)}};
+        if (!r.error.empty()) e["error"] = r.error;
+        if (!r.reason.empty()) e["reason"] = r.reason;
+        e["patches"] = r.patches;
+        e["patches_skipped"] = r.patches_skipped;
+        e["patches_unreadable"] = r.patches_unreadable;
+        e["wall_s"] = r.wall_s;
+        Json& outputs = e["outputs"] = Json::array();
+        for (const OutputInfo& o : r.outputs) {
+            Json out = {{"model", o.model}, {"kind", o.kind}, {"format", o.format}, {"path", o.path}};
+            if (o.format == "tiff") {
+                out["width"] = o.width;
+                out["height"] = o.height;
+                out["downsample"] = o.downsample;
+            }
+            if (o.objects >= 0) out["objects"] = o.objects;
+            outputs.push_back(std::move(out));
         }
-        j += "]}";
+        slides.push_back(std::move(e));
     }
-    j += s.slides.empty() ? "],\n" : "\n  ],\n";
-    j += fmt::format("  \"patches\": {},\n  \"wall_s\": {},\n  \"setup_s\": {},\n  \"patches_per_s\": {},\n",
-                     s.patches, number(s.wall_s), number(s.setup_s), number(s.patches_per_s));
+    j["patches"] = s.patches;
+    j["wall_s"] = s.wall_s;
+    j["setup_s"] = s.setup_s;
+    j["patches_per_s"] = s.patches_per_s;
+    j["peak_in_flight"] = s.peak_in_flight;
+    j["peak_rss_mb"] = s.peak_rss_mb;
     const RuntimeInfo& rt = s.runtime;
-    j += fmt::format("  \"peak_in_flight\": {},\n  \"peak_rss_mb\": {},\n", s.peak_in_flight,
-                     number(s.peak_rss_mb));
-    j += fmt::format("  \"runtime\": {{\"device\": {}, \"precision\": {}, \"readers\": {}, \"threads\": {}, "
-                     "\"torch_threads\": {}, \"infer_slots\": {}, \"max_in_flight\": {}, \"batch_size\": {}}},\n",
-                     quote(rt.device), quote(rt.precision), rt.readers, rt.threads, rt.torch_threads,
-                     rt.infer_slots, rt.max_in_flight, rt.batch_size);
-    j += "  \"stages\": {";
-    bool first = true;
-    for (const auto& [name, st] : s.stages) {
-        j += fmt::format("{}\n    {}: {{\"busy_s\": {}, \"items\": {}, \"peak_concurrency\": {}}}",
-                         first ? "" : ",", quote(name), number(st.busy_s), st.items, st.peak_concurrency);
-        first = false;
-    }
-    j += first ? "}\n}\n" : "\n  }\n}\n";
-    return j;
+    j["runtime"] = {{"device", rt.device},           {"precision", rt.precision},
+                    {"readers", rt.readers},         {"threads", rt.threads},
+                    {"torch_threads", rt.torch_threads}, {"infer_slots", rt.infer_slots},
+                    {"max_in_flight", rt.max_in_flight}, {"batch_size", rt.batch_size}};
+    Json& stages = j["stages"] = Json::object();
+    for (const auto& [name, st] : s.stages)
+        stages[name] = {{"busy_s", st.busy_s}, {"items", st.items}, {"peak_concurrency", st.peak_concurrency}};
+    return json_text(j);
 }
 
 }  // namespace flowinfer

@@ -2,7 +2,11 @@
 # Installs flowinfer's build and test dependencies from Debian bookworm's packages.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libtbb-dev libtorch-dev libopenslide-dev libtiff-dev
-      libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev python3-venv)
+      libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev nlohmann-json3-dev libssl-dev
+      libpng-dev libcli11-dev libopenblas0-pthread python3-venv)
+# libopenblas0-pthread: Debian's libtorch calls the generic libblas.so.3, which without it is
+# netlib's reference BLAS; OpenBLAS registers itself as that library's higher-priority
+# alternative (README, "Dependencies"; benchmarks/README.md has the before/after figures).
 # python3-venv: scripts/torch-venv.sh makes the PyTorch 2.x venv with `python3 -m venv`, which
 # Debian's python3 only has with this package.
 sudo=""

@@ -1,42 +1,30 @@
-// JSON for the files flowinfer writes: string quoting shared by summary.json, bench.json, the
-// GeoJSON writer and the resume records, and a small reader for the resume records.
+// JSON for the files flowinfer writes (summary.json, bench.json, the resume records) and the
+// one it reads back (the resume records): nlohmann::json. ordered_json keeps members in the
+// order they are set, so the files read top to bottom like the structures they describe. A
+// double that is not finite is written as null (JSON has neither NaN nor infinity).
 //
-// Thread safety: pure functions; a JsonValue is a plain value.
+// Thread safety: pure functions.
 #pragma once
 
-#include <optional>
+#include <nlohmann/json.hpp>
+
 #include <string>
-#include <string_view>
-#include <utility>
-#include <vector>
 
 namespace flowinfer {
 
-// Appends `s` as a JSON string literal (quotes, escapes; UTF-8 passes through unchanged).
-void append_json_string(std::string& out, const std::string& s);
+using Json = nlohmann::ordered_json;
 
-inline std::string json_string(const std::string& s) {
-    std::string out;
-    append_json_string(out, s);
-    return out;
+// A document as written to disk: two-space indent, a final newline. Bytes that are not UTF-8
+// (a slide path is whatever bytes the file system holds) become U+FFFD instead of throwing:
+// the rest of the file is still worth having.
+inline std::string json_text(const Json& j) {
+    return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
 }
 
-// A parsed JSON value. Numbers keep the text they were written with, so 64-bit integers (file
-// sizes, nanosecond times) come back exactly instead of through a double.
-struct JsonValue {
-    enum class Type { null, boolean, number, string, array, object };
-    Type type = Type::null;
-    bool boolean = false;
-    std::string text;  // string: its value (unescaped); number: as written
-    std::vector<JsonValue> items;
-    std::vector<std::pair<std::string, JsonValue>> fields;  // in document order
-
-    // The member `key` of an object; nullptr when absent or when this is not an object.
-    const JsonValue* find(std::string_view key) const;
-};
-
-// One complete JSON document, or std::nullopt for anything else (truncated, trailing text,
-// nesting deeper than 64). Strings must be valid JSON; \u escapes are decoded to UTF-8.
-std::optional<JsonValue> parse_json(std::string_view text);
+// A string as a JSON literal, for text that is not a document: the GeoJSON feature stream
+// (object_writer.cpp writes features one at a time) and the resume settings text.
+inline std::string json_string(const std::string& s) {
+    return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
 
 }  // namespace flowinfer

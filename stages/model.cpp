@@ -2,6 +2,7 @@
 // torch out of model.hpp so the rest of the project compiles fast and stays torch-free.
 #include "stages/model.hpp"
 
+#include "stages/blas.hpp"
 #include "stages/buffer_pool.hpp"
 #include "stages/model_errors.hpp"
 #include "stages/normalize.hpp"
@@ -101,6 +102,7 @@ torch::jit::Module load_module(const std::string& model, const std::string& path
 // later Model with another value wins; that matches "one runtime.torch_threads per run".
 void apply_torch_threads(int torch_threads) {
     if (torch_threads > 0) at::set_num_threads(torch_threads);
+    set_blas_threads(torch_threads > 0 ? torch_threads : at::get_num_threads());
 }
 
 // Models may return auxiliary outputs after the segmentation map (deep supervision, etc.).
@@ -455,6 +457,7 @@ ModelOutput Model::run_any(const void* input, bool rgb, int n, int h, int w, int
     // LibTorch applies its thread count to a thread on that thread's first parallel op only,
     // so a thread that ran another model (or another run) before keeps a stale count.
     if (m.torch_threads > 0 && at::get_num_threads() != m.torch_threads) at::set_num_threads(m.torch_threads);
+    set_blas_threads(m.torch_threads);  // see stages/blas.hpp
     // InferenceMode is thread-local, so each calling thread sets it for itself.
     c10::InferenceMode inference;
     try {

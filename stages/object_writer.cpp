@@ -191,14 +191,14 @@ void ObjectWriter::write(double x1, double y1, double x2, double y2, int cls,
             buf_ += ']';
         }
         buf_ += "]]},\"properties\":{\"objectType\":";
-        append_json_string(buf_, object_type_);
+        buf_ += json_string(object_type_);
         buf_ += ",\"classification\":{\"name\":";
-        append_json_string(buf_, name);
+        buf_ += json_string(name);
         fmt::format_to(std::back_inserter(buf_), ",\"color\":[{},{},{}]}},\"measurements\":{{", rgb[0],
                        rgb[1], rgb[2]);
         for (std::size_t i = 0; i < measurements.size(); ++i) {
             if (i) buf_ += ',';
-            append_json_string(buf_, measurements[i].first);
+            buf_ += json_string(measurements[i].first);
             buf_ += ':';
             append_json_number(buf_, measurements[i].second);
         }

@@ -128,56 +128,56 @@ std::string done_record_path(const Config& cfg, const std::string& slide) {
 
 namespace {
 
-// Typed reads of a record; false for a missing or mistyped member.
-bool get(const JsonValue& o, const char* key, std::string& out) {
-    const JsonValue* v = o.find(key);
-    if (!v || v->type != JsonValue::Type::string) return false;
-    out = v->text;
+// Typed reads of a record; false for a missing or mistyped member. Integers must be written
+// as integers: nlohmann keeps them exact (a size or a nanosecond mtime is beyond a double's
+// 53 bits), and a fraction or an out-of-range value is a record flowinfer did not write.
+bool get(const Json& o, const char* key, std::string& out) {
+    const auto it = o.find(key);
+    if (it == o.end() || !it->is_string()) return false;
+    out = it->get<std::string>();
     return true;
 }
 
-bool get(const JsonValue& o, const char* key, std::int64_t& out) {
-    const JsonValue* v = o.find(key);
-    if (!v || v->type != JsonValue::Type::number) return false;
-    errno = 0;
-    char* end = nullptr;
-    const long long x = std::strtoll(v->text.c_str(), &end, 10);
-    if (errno || *end) return false;
-    out = x;
+bool get(const Json& o, const char* key, std::int64_t& out) {
+    const auto it = o.find(key);
+    if (it == o.end() || !it->is_number_integer()) return false;
+    if (it->is_number_unsigned() && it->get<std::uint64_t>() > static_cast<std::uint64_t>(INT64_MAX)) return false;
+    out = it->get<std::int64_t>();
     return true;
 }
 
-bool get(const JsonValue& o, const char* key, double& out) {
-    const JsonValue* v = o.find(key);
-    if (!v || v->type != JsonValue::Type::number) return false;
-    out = std::strtod(v->text.c_str(), nullptr);
+bool get(const Json& o, const char* key, double& out) {
+    const auto it = o.find(key);
+    if (it == o.end() || !it->is_number()) return false;
+    out = it->get<double>();
     return true;
 }
 
 std::optional<DoneRecord> parse_record(const std::string& text, const fs::path& dir) {
-    const std::optional<JsonValue> j = parse_json(text);
-    if (!j) return std::nullopt;
+    const Json j = Json::parse(text, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return std::nullopt;  // also a parse error (discarded)
     std::int64_t format = 0;
-    if (!get(*j, "flowinfer_resume", format) || format != kRecordFormat) return std::nullopt;
+    if (!get(j, "flowinfer_resume", format) || format != kRecordFormat) return std::nullopt;
     DoneRecord r;
-    const JsonValue* slide = j->find("slide");
-    const JsonValue* models = j->find("models");
-    const JsonValue* outputs = j->find("outputs");
-    if (!get(*j, "key", r.key) || !get(*j, "flowinfer", r.version) || !get(*j, "settings_sha256", r.settings_sha256) ||
-        !get(*j, "patches", r.patches) || !get(*j, "patches_skipped", r.patches_skipped) ||
-        !get(*j, "patches_unreadable", r.patches_unreadable) || !slide || !get(*slide, "path", r.slide.path) ||
-        !get(*slide, "size", r.slide.size) || !get(*slide, "mtime_ns", r.slide.mtime_ns) || !models ||
-        models->type != JsonValue::Type::array || !outputs || outputs->type != JsonValue::Type::array)
+    const auto slide = j.find("slide");
+    const auto models = j.find("models");
+    const auto outputs = j.find("outputs");
+    if (!get(j, "key", r.key) || !get(j, "flowinfer", r.version) || !get(j, "settings_sha256", r.settings_sha256) ||
+        !get(j, "patches", r.patches) || !get(j, "patches_skipped", r.patches_skipped) ||
+        !get(j, "patches_unreadable", r.patches_unreadable) || slide == j.end() || !slide->is_object() ||
+        !get(*slide, "path", r.slide.path) || !get(*slide, "size", r.slide.size) ||
+        !get(*slide, "mtime_ns", r.slide.mtime_ns) || models == j.end() || !models->is_array() ||
+        outputs == j.end() || !outputs->is_array())
         return std::nullopt;
-    for (const JsonValue& m : models->items) {
+    for (const Json& m : *models) {
         ModelDigest d;
-        if (!get(m, "name", d.name) || !get(m, "sha256", d.sha256)) return std::nullopt;
+        if (!m.is_object() || !get(m, "name", d.name) || !get(m, "sha256", d.sha256)) return std::nullopt;
         r.models.push_back(std::move(d));
     }
-    for (const JsonValue& o : outputs->items) {
+    for (const Json& o : *outputs) {
         DoneRecord::Output out;
         std::string file;
-        if (!get(o, "file", file) || !get(o, "size", out.size) || !get(o, "model", out.info.model) ||
+        if (!o.is_object() || !get(o, "file", file) || !get(o, "size", out.size) || !get(o, "model", out.info.model) ||
             !get(o, "kind", out.info.kind) || !get(o, "format", out.info.format) || file.empty())
             return std::nullopt;
         out.info.path = (dir / file).lexically_normal().string();  // an absolute `file` stays itself
@@ -254,19 +254,18 @@ ResumeCheck check_done(const std::string& record_path, const RunFingerprint& run
 void write_done_record(const std::string& record_path, const RunFingerprint& run, const SlideIdentity& slide,
                        const SlideResult& result) {
     const fs::path dir = fs::path(record_path).parent_path();
-    std::string j = fmt::format("{{\n  \"flowinfer_resume\": {},\n  \"key\": {},\n  \"flowinfer\": {},\n"
-                                "  \"settings_sha256\": {},\n  \"models\": [",
-                                kRecordFormat, json_string(run.key(slide)), json_string(run.version()),
-                                json_string(run.settings_sha256()));
-    for (std::size_t i = 0; i < run.models().size(); ++i)
-        j += fmt::format("{}{{\"name\": {}, \"sha256\": {}}}", i ? ", " : "", json_string(run.models()[i].name),
-                         json_string(run.models()[i].sha256));
-    j += fmt::format("],\n  \"slide\": {{\"path\": {}, \"size\": {}, \"mtime_ns\": {}}},\n", json_string(slide.path),
-                     slide.size, slide.mtime_ns);
-    j += fmt::format("  \"patches\": {},\n  \"patches_skipped\": {},\n  \"patches_unreadable\": {},\n  \"outputs\": [",
-                     result.patches, result.patches_skipped, result.patches_unreadable);
-    for (std::size_t i = 0; i < result.outputs.size(); ++i) {
-        const OutputInfo& o = result.outputs[i];
+    Json j = {{"flowinfer_resume", kRecordFormat},
+              {"key", run.key(slide)},
+              {"flowinfer", run.version()},
+              {"settings_sha256", run.settings_sha256()}};
+    Json& models = j["models"] = Json::array();
+    for (const ModelDigest& m : run.models()) models.push_back({{"name", m.name}, {"sha256", m.sha256}});
+    j["slide"] = {{"path", slide.path}, {"size", slide.size}, {"mtime_ns", slide.mtime_ns}};
+    j["patches"] = result.patches;
+    j["patches_skipped"] = result.patches_skipped;
+    j["patches_unreadable"] = result.patches_unreadable;
+    Json& outputs = j["outputs"] = Json::array();
+    for (const OutputInfo& o : result.outputs) {
         struct stat st {};
         if (::stat(o.path.c_str(), &st) != 0)
             throw OutputError(o.path, fmt::format("cannot stat a finished output for the resume record: {}",
@@ -274,16 +273,20 @@ void write_done_record(const std::string& record_path, const RunFingerprint& run
         // Relative to the record, so an output directory that is moved keeps its records.
         const fs::path rel = fs::path(o.path).lexically_relative(dir);
         const bool inside = !rel.empty() && *rel.begin() != "..";
-        j += fmt::format("{}\n    {{\"file\": {}, \"size\": {}, \"model\": {}, \"kind\": {}, \"format\": {}", i ? "," : "",
-                         json_string(inside ? rel.string() : o.path), static_cast<std::int64_t>(st.st_size),
-                         json_string(o.model), json_string(o.kind), json_string(o.format));
-        if (o.format == "tiff")
-            j += fmt::format(", \"width\": {}, \"height\": {}, \"downsample\": {}", o.width, o.height, num(o.downsample));
-        if (o.objects >= 0) j += fmt::format(", \"objects\": {}", o.objects);
-        j += "}";
+        Json e = {{"file", inside ? rel.string() : o.path},
+                  {"size", static_cast<std::int64_t>(st.st_size)},
+                  {"model", o.model},
+                  {"kind", o.kind},
+                  {"format", o.format}};
+        if (o.format == "tiff") {
+            e["width"] = o.width;
+            e["height"] = o.height;
+            e["downsample"] = o.downsample;
+        }
+        if (o.objects >= 0) e["objects"] = o.objects;
+        outputs.push_back(std::move(e));
     }
-    j += result.outputs.empty() ? "]\n}\n" : "\n  ]\n}\n";
-    write_file_atomically(record_path, j);
+    write_file_atomically(record_path, json_text(j));
 }
 
 void remove_done_record(const std::string& record_path) {

@@ -10,7 +10,7 @@
 #include <fmt/format.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
-#include <zlib.h>
+#include <png.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -263,28 +263,6 @@ TissueMask compute_tissue_mask(const Slide& slide, double saturation_threshold,
     return m;
 }
 
-namespace {
-
-void put_u32(std::vector<std::uint8_t>& out, std::uint32_t v) {
-    out.push_back(static_cast<std::uint8_t>(v >> 24));
-    out.push_back(static_cast<std::uint8_t>(v >> 16));
-    out.push_back(static_cast<std::uint8_t>(v >> 8));
-    out.push_back(static_cast<std::uint8_t>(v));
-}
-
-void put_chunk(std::vector<std::uint8_t>& out, const char type[4], const std::uint8_t* data,
-               std::size_t size) {
-    put_u32(out, static_cast<std::uint32_t>(size));
-    const std::size_t start = out.size();
-    out.insert(out.end(), type, type + 4);
-    if (size) out.insert(out.end(), data, data + size);
-    const uLong crc = crc32(crc32(0L, Z_NULL, 0), out.data() + start,
-                            static_cast<uInt>(size + 4));
-    put_u32(out, static_cast<std::uint32_t>(crc));
-}
-
-}  // namespace
-
 void write_mask_preview(const std::string& path, const TissueMask& mask) {
     const std::int64_t W = mask.width, H = mask.height;
     if (W <= 0 || H <= 0 || W > 0x7fffffff || H > 0x7fffffff ||
@@ -294,52 +272,42 @@ void write_mask_preview(const std::string& path, const TissueMask& mask) {
     const bool colour = mask.rgb.size() == static_cast<std::size_t>(W * H * 3);
     const int channels = colour ? 3 : 1;
 
-    // Raw scanlines, each with filter type 0 (None).
-    const std::size_t stride = static_cast<std::size_t>(W) * channels + 1;
-    std::vector<std::uint8_t> raw(stride * static_cast<std::size_t>(H));
-    for (std::int64_t y = 0; y < H; ++y) {
-        std::uint8_t* row = raw.data() + stride * static_cast<std::size_t>(y);
-        row[0] = 0;
-        for (std::int64_t x = 0; x < W; ++x) {
-            const std::size_t i = static_cast<std::size_t>(y * W + x);
-            const bool tissue = mask.mask[i] != 0;
-            if (!colour) {
-                row[1 + x] = tissue ? 255 : 0;
-                continue;
-            }
-            const std::uint8_t* p = mask.rgb.data() + 3 * i;
-            std::uint8_t* o = row + 1 + 3 * x;
-            if (tissue) {
-                o[0] = static_cast<std::uint8_t>(std::lround(0.6 * p[0]));
-                o[1] = static_cast<std::uint8_t>(std::lround(0.6 * p[1] + 0.4 * 255));
-                o[2] = static_cast<std::uint8_t>(std::lround(0.6 * p[2]));
-            } else {
-                o[0] = p[0];
-                o[1] = p[1];
-                o[2] = p[2];
-            }
+    std::vector<std::uint8_t> pixels(static_cast<std::size_t>(W * H) * channels);
+    for (std::size_t i = 0; i < mask.mask.size(); ++i) {
+        const bool tissue = mask.mask[i] != 0;
+        if (!colour) {
+            pixels[i] = tissue ? 255 : 0;
+            continue;
+        }
+        const std::uint8_t* p = mask.rgb.data() + 3 * i;
+        std::uint8_t* o = pixels.data() + 3 * i;
+        if (tissue) {
+            o[0] = static_cast<std::uint8_t>(std::lround(0.6 * p[0]));
+            o[1] = static_cast<std::uint8_t>(std::lround(0.6 * p[1] + 0.4 * 255));
+            o[2] = static_cast<std::uint8_t>(std::lround(0.6 * p[2]));
+        } else {
+            std::memcpy(o, p, 3);
         }
     }
-    uLongf zsize = compressBound(static_cast<uLong>(raw.size()));
-    std::vector<std::uint8_t> z(zsize);
-    if (compress2(z.data(), &zsize, raw.data(), static_cast<uLong>(raw.size()), 6) != Z_OK)
-        throw OutputError(path, "zlib compression failed");
-    z.resize(zsize);
 
-    std::vector<std::uint8_t> png = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    std::vector<std::uint8_t> ihdr;
-    put_u32(ihdr, static_cast<std::uint32_t>(W));
-    put_u32(ihdr, static_cast<std::uint32_t>(H));
-    ihdr.push_back(8);                      // bit depth
-    ihdr.push_back(colour ? 2 : 0);         // colour type: RGB or greyscale
-    ihdr.push_back(0);                      // compression: deflate
-    ihdr.push_back(0);                      // filter method 0
-    ihdr.push_back(0);                      // no interlace
-    put_chunk(png, "IHDR", ihdr.data(), ihdr.size());
-    put_chunk(png, "IDAT", z.data(), z.size());
-    put_chunk(png, "IEND", nullptr, 0);
-
-    write_file_atomically(path, std::string_view(reinterpret_cast<const char*>(png.data()), png.size()));
+    // libpng's simplified API encodes into memory, so the file is then written whole through
+    // write_file_atomically (no half-written preview under its final name).
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    image.width = static_cast<png_uint_32>(W);
+    image.height = static_cast<png_uint_32>(H);
+    image.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    // PNG_IMAGE_PNG_SIZE_MAX bounds the encoded size (stored deflate blocks), so one pass does.
+    png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
+    std::vector<char> png(size);
+    if (!png_image_write_to_memory(&image, png.data(), &size, /*convert_to_8_bit=*/0, pixels.data(),
+                                   /*row_stride=*/0, nullptr)) {
+        const std::string why = image.message[0] ? image.message : "unknown error";
+        png_image_free(&image);
+        throw OutputError(path, "libpng cannot encode the preview: " + why);
+    }
+    png.resize(size);
+    write_file_atomically(path, std::string_view(png.data(), png.size()));
 }
 
 }  // namespace flowinfer

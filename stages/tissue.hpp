@@ -91,7 +91,7 @@ std::vector<std::uint8_t> remove_small_components(const std::vector<std::uint8_t
 TissueMask compute_tissue_mask(const Slide& slide, double saturation_threshold = -1.0,
                                double min_object_um2 = 5000.0);
 
-// Writes a PNG preview (hand-written with zlib: signature, IHDR, one IDAT, IEND): when
+// Writes a PNG preview (libpng): when
 // mask.rgb holds the thumbnail, an RGB image with tissue tinted green (out = 0.6 * rgb +
 // 0.4 * (0, 255, 0)) and the rest unchanged; otherwise an 8-bit greyscale image, tissue 255 and
 // background 0. Written to path + ".partial" and renamed; throws OutputError (with `path`) on

@@ -2,6 +2,8 @@
 
 #include "stages/model.hpp"
 
+#include <nlohmann/json.hpp>
+
 #include <openslide.h>
 #include <tiffio.h>
 
@@ -148,121 +150,27 @@ namespace fit {
 
 namespace {
 
-struct JsonParser {
-    const std::string& t;
-    std::size_t i = 0;
-    [[noreturn]] void fail(const std::string& what) const {
-        throw std::runtime_error("invalid JSON at offset " + std::to_string(i) + ": " + what);
-    }
-    void ws() {
-        while (i < t.size() && (t[i] == ' ' || t[i] == '\n' || t[i] == '\r' || t[i] == '\t')) ++i;
-    }
-    void expect(char c) {
-        ws();
-        if (i >= t.size() || t[i] != c) fail(std::string("expected '") + c + "'");
-        ++i;
-    }
-    std::string str() {
-        expect('"');
-        std::string out;
-        for (;;) {
-            if (i >= t.size()) fail("unterminated string");
-            const char c = t[i++];
-            if (c == '"') return out;
-            if (static_cast<unsigned char>(c) < 0x20) fail("control character in string");
-            if (c != '\\') {
-                out += c;
-                continue;
-            }
-            if (i >= t.size()) fail("unterminated escape");
-            const char e = t[i++];
-            switch (e) {
-                case '"': out += '"'; break;
-                case '\\': out += '\\'; break;
-                case '/': out += '/'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
-                case 'u': {
-                    if (i + 4 > t.size()) fail("short \\u escape");
-                    const unsigned v = std::stoul(t.substr(i, 4), nullptr, 16);
-                    i += 4;
-                    if (v < 0x80) out += static_cast<char>(v);
-                    else out += '?';  // not needed by the tests
-                    break;
-                }
-                default: fail("bad escape");
-            }
-        }
-    }
-    Json value() {
-        ws();
-        if (i >= t.size()) fail("unexpected end");
-        Json v;
-        const char c = t[i];
-        if (c == '{') {
-            v.type = Json::object;
-            ++i;
-            ws();
-            if (i < t.size() && t[i] == '}') {
-                ++i;
-                return v;
-            }
-            for (;;) {
-                std::string k = str();
-                expect(':');
-                if (!v.fields.emplace(k, value()).second) fail("duplicate key " + k);
-                ws();
-                if (i < t.size() && t[i] == ',') { ++i; continue; }
-                expect('}');
-                return v;
-            }
-        }
-        if (c == '[') {
+Json convert(const nlohmann::json& j) {
+    Json v;
+    switch (j.type()) {
+        case nlohmann::json::value_t::null: v.type = Json::null; break;
+        case nlohmann::json::value_t::boolean: v.type = Json::boolean, v.b = j.get<bool>(); break;
+        case nlohmann::json::value_t::number_integer:
+        case nlohmann::json::value_t::number_unsigned:
+        case nlohmann::json::value_t::number_float: v.type = Json::number, v.n = j.get<double>(); break;
+        case nlohmann::json::value_t::string: v.type = Json::string, v.s = j.get<std::string>(); break;
+        case nlohmann::json::value_t::array:
             v.type = Json::array;
-            ++i;
-            ws();
-            if (i < t.size() && t[i] == ']') {
-                ++i;
-                return v;
-            }
-            for (;;) {
-                v.items.push_back(value());
-                ws();
-                if (i < t.size() && t[i] == ',') { ++i; continue; }
-                expect(']');
-                return v;
-            }
-        }
-        if (c == '"') {
-            v.type = Json::string;
-            v.s = str();
-            return v;
-        }
-        for (const char* word : {"true", "false", "null"}) {
-            const std::string w = word;
-            if (t.compare(i, w.size(), w) == 0) {
-                i += w.size();
-                v.type = w == "null" ? Json::null : Json::boolean;
-                v.b = w == "true";
-                return v;
-            }
-        }
-        const std::size_t start = i;
-        if (i < t.size() && t[i] == '-') ++i;
-        while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.' || t[i] == 'e' ||
-                                t[i] == 'E' || t[i] == '+' || t[i] == '-'))
-            ++i;
-        if (i == start) fail("unexpected character");
-        v.type = Json::number;
-        std::size_t used = 0;
-        v.n = std::stod(t.substr(start, i - start), &used);
-        if (used != i - start) fail("bad number");
-        return v;
+            for (const auto& e : j) v.items.push_back(convert(e));
+            break;
+        case nlohmann::json::value_t::object:
+            v.type = Json::object;
+            for (const auto& [k, e] : j.items()) v.fields.emplace(k, convert(e));
+            break;
+        default: throw std::runtime_error("JSON: unexpected value type");
     }
-};
+    return v;
+}
 
 }  // namespace
 
@@ -272,12 +180,13 @@ const Json& Json::operator[](const std::string& key) const {
     return it->second;
 }
 
+// nlohmann's parser, strict: a file flowinfer writes must be one complete RFC 8259 document.
 Json parse_json(const std::string& text) {
-    JsonParser p{text};
-    Json v = p.value();
-    p.ws();
-    if (p.i != text.size()) p.fail("trailing text");
-    return v;
+    try {
+        return convert(nlohmann::json::parse(text));
+    } catch (const nlohmann::json::exception& e) {
+        throw std::runtime_error(std::string("JSON: ") + e.what());
+    }
 }
 
 std::vector<std::string> files_ending_with(const std::string& dir, const std::string& suffix) {

@@ -29,6 +29,7 @@ struct BenchOptions {
 
 struct BenchResult {
     std::string slide, model, device, precision;
+    std::string blas;  // CPU: the BLAS library LibTorch calls (the file defining sgemm_)
     int patch_size = 0, batch_size = 0, readers = 0, threads = 0;
     int micro_batch = 0;          // patches per forward call (CPU: cpu_micro_batch; GPU: batch_size)
     int torch_threads = 0;        // the pipeline's

@@ -1,0 +1,237 @@
+// [[models]]: the TorchScript models to run, each with its task, batching and overrides.
+
+#include "pipeline/config/read.hpp"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <limits>
+
+namespace flowinfer::config {
+
+namespace {
+
+bool valid_model_name(const std::string& name) {
+    return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
+        return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+               ch == '.' || ch == '_' || ch == '-';
+    });
+}
+
+std::array<std::uint8_t, 3> read_color(const Context& c, const std::string& key, const toml::node& n) {
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "an array of 3 integers 0..255");
+    if (arr->size() != 3) c.fail(key, &n, fmt::format("must have 3 integers (R, G, B), got {}", arr->size()));
+    std::array<std::uint8_t, 3> rgb{};
+    for (std::size_t i = 0; i < 3; ++i)
+        rgb[i] = static_cast<std::uint8_t>(read_int(c, fmt::format("{}[{}]", key, i), (*arr)[i], 0, 255));
+    return rgb;
+}
+
+// classes = ["stroma", "tumor"] or [{name = "tumor", color = [255, 0, 0]}, ...]
+std::vector<ClassSpec> read_classes(const Context& c, const std::string& key, const toml::node& n) {
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "an array of class names or {name, color} tables");
+    std::vector<ClassSpec> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+        const toml::node& e = (*arr)[i];
+        const std::string ekey = fmt::format("{}[{}]", key, i);
+        ClassSpec cs;
+        if (const toml::table* t = e.as_table()) {
+            for (auto&& [k, v] : *t)
+                if (k.str() != "name" && k.str() != "color")
+                    c.fail(ekey + "." + std::string(k.str()), &v, "unknown key (a class has name and color)");
+            cs.name = read_string(c, ekey + ".name", *require(c, t, "name", ekey + ".name"));
+            if (const toml::node* col = t->get("color")) cs.color = read_color(c, ekey + ".color", *col);
+        } else {
+            cs.name = read_string(c, ekey, e);
+        }
+        if (cs.name.empty()) c.fail(ekey, &e, "class name must not be empty");
+        out.push_back(std::move(cs));
+    }
+    return out;
+}
+
+std::vector<float> read_triplet(const Context& c, const std::string& key, const toml::node& n,
+                                bool positive) {
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "an array of 3 numbers");
+    if (arr->size() != 3)
+        c.fail(key, &n, fmt::format("must have exactly 3 numbers (one per RGB channel), got {}",
+                                    arr->size()));
+    std::vector<float> out;
+    for (std::size_t i = 0; i < 3; ++i) {
+        const toml::node& e = (*arr)[i];
+        std::string ekey = fmt::format("{}[{}]", key, i);
+        double x = read_number(c, ekey, e);
+        if (std::fabs(x) > std::numeric_limits<float>::max())
+            c.fail(ekey, &e, fmt::format("{} is out of float range", x));
+        if (positive && x <= 0) c.fail(ekey, &e, fmt::format("must be > 0 (got {})", x));
+        // std is a divisor: a value that is 0 or subnormal as a float (1e-72 passes x > 0)
+        // would make every normalized pixel inf or NaN.
+        if (positive && static_cast<float>(x) < std::numeric_limits<float>::min())
+            c.fail(ekey, &e, fmt::format("must be at least {} (got {})", std::numeric_limits<float>::min(), x));
+        out.push_back(static_cast<float>(x));
+    }
+    return out;
+}
+
+ModelConfig read_model(const Context& c, const toml::table& m, const std::string& prefix) {
+    auto key = [&](const char* k) { return prefix + "." + k; };
+    ModelConfig mc;
+
+    const toml::node* name = require(c, &m, "name", key("name"));
+    mc.name = read_string(c, key("name"), *name);
+    if (!valid_model_name(mc.name))
+        c.fail(key("name"), name,
+               fmt::format("'{}' must be non-empty and use only letters, digits, '.', '_', '-' "
+                           "(it names the output file)",
+                           mc.name));
+
+    const toml::node* path = require(c, &m, "path", key("path"));
+    std::string p = read_string(c, key("path"), *path);
+    if (p.empty()) c.fail(key("path"), path, "must not be empty");
+    mc.path = resolve(c, p).string();
+
+    if (const toml::node* n = m.get("task"))
+        mc.task = read_choice<Task>(c, key("task"), *n,
+                                    {{"segmentation", Task::segmentation},
+                                     {"classification", Task::classification},
+                                     {"detection", Task::detection}});
+    if (const toml::node* n = m.get("batch_size"))
+        mc.batch_size = read_int(c, key("batch_size"), *n, 1, 4096);
+    if (const toml::node* n = m.get("cpu_micro_batch"))
+        mc.cpu_micro_batch = read_int(c, key("cpu_micro_batch"), *n, 1, 4096);
+    if (const toml::node* n = m.get("precision"))
+        mc.precision = read_choice<Precision>(
+            c, key("precision"), *n,
+            {{"fp32", Precision::fp32}, {"fp16", Precision::fp16}, {"bf16", Precision::bf16}});
+    if (const toml::node* n = m.get("mean")) mc.mean = read_triplet(c, key("mean"), *n, false);
+    if (const toml::node* n = m.get("std")) mc.std = read_triplet(c, key("std"), *n, true);
+    if (const toml::node* n = m.get("activation"))
+        mc.activation = read_choice<Activation>(c, key("activation"), *n,
+                                                {{"softmax", Activation::softmax},
+                                                 {"sigmoid", Activation::sigmoid},
+                                                 {"none", Activation::none}});
+    if (const toml::node* n = m.get("blend"))
+        mc.blend = read_choice<Blend>(c, key("blend"), *n,
+                                      {{"average", Blend::average}, {"weighted", Blend::weighted}});
+    if (const toml::node* n = m.get("device")) mc.device = read_device(c, key("device"), *n);
+    if (const toml::node* n = m.get("patch_size")) mc.patch_size = read_int(c, key("patch_size"), *n, 16, 8192);
+    if (const toml::node* n = m.get("overlap")) mc.overlap = read_int(c, key("overlap"), *n, 0);
+    if (const toml::node* n = m.get("mpp")) mc.mpp = read_positive(c, key("mpp"), *n);
+    if (const toml::node* n = m.get("level")) mc.level = read_int(c, key("level"), *n, 0);
+    if (mc.mpp && mc.level)
+        c.fail(key("level"), m.get("level"), "set either mpp or level for a model, not both");
+    if (const toml::node* n = m.get("classes")) mc.classes = read_classes(c, key("classes"), *n);
+
+    // Keys that only mean something for another task are errors, not silently ignored.
+    const auto only_for = [&](const char* k, Task task) {
+        if (const toml::node* n = m.get(k); n && mc.task != task)
+            c.fail(key(k), n, fmt::format("applies to task {} only (this model's task is {})",
+                                          to_string(task), to_string(mc.task)));
+    };
+    only_for("blend", Task::segmentation);
+    for (const char* k : {"detection_format", "conf_threshold", "iou_threshold", "max_detections", "class_agnostic"})
+        only_for(k, Task::detection);
+    if (const toml::node* n = m.get("activation"); n && mc.task == Task::detection)
+        c.fail(key("activation"), n, "does not apply to task detection (scores are decoded as given)");
+    if (const toml::node* n = m.get("detection_format"))
+        mc.detection_format = read_choice<DetectionFormat>(
+            c, key("detection_format"), *n,
+            {{"boxes", DetectionFormat::boxes}, {"yolov8", DetectionFormat::yolov8}, {"yolov5", DetectionFormat::yolov5}});
+    if (const toml::node* n = m.get("conf_threshold"))
+        mc.conf_threshold = static_cast<float>(read_fraction(c, key("conf_threshold"), *n));
+    if (const toml::node* n = m.get("iou_threshold"))
+        mc.iou_threshold = static_cast<float>(read_fraction(c, key("iou_threshold"), *n));
+    if (const toml::node* n = m.get("max_detections"))
+        mc.max_detections = read_int(c, key("max_detections"), *n, 1, 1000000);
+    if (const toml::node* n = m.get("class_agnostic")) mc.class_agnostic = read_bool(c, key("class_agnostic"), *n);
+    return mc;
+}
+
+void check_unique_names(const Context& c, const toml::array& arr,
+                        const std::vector<ModelConfig>& models) {
+    for (std::size_t i = 1; i < models.size(); ++i)
+        for (std::size_t j = 0; j < i; ++j)
+            if (models[i].name == models[j].name)
+                c.fail(fmt::format("models[{}].name", i), arr[i].as_table()->get("name"),
+                       fmt::format("duplicate model name '{}' (also used by models[{}])",
+                                   models[i].name, j));
+}
+
+void read_models(const Context& c, const toml::table& root, Config& cfg) {
+    const toml::node* n = root.get("models");
+    if (!n) c.fail("models", toml::source_region{}, "at least one [[models]] entry is required");
+    const toml::array* arr = n->as_array();
+    if (arr && arr->empty()) c.fail("models", n, "at least one [[models]] entry is required");
+    if (!arr || !arr->is_array_of_tables())
+        wrong_type(c, "models", *n, "an array of tables ([[models]])");
+
+    for (std::size_t i = 0; i < arr->size(); ++i)
+        cfg.models.push_back(read_model(c, *(*arr)[i].as_table(), fmt::format("models[{}]", i)));
+    check_unique_names(c, *arr, cfg.models);
+}
+
+}  // namespace
+
+const TableSchema& models_table() {
+    static const TableSchema schema{
+        "models",
+        Shape::array_of_tables,
+        {"name", "path", "task", "batch_size", "precision", "mean", "std", "activation", "blend",
+         "device", "patch_size", "overlap", "mpp", "level", "classes", "detection_format",
+         "conf_threshold", "iou_threshold", "max_detections", "class_agnostic", "cpu_micro_batch"},
+        read_models};
+    return schema;
+}
+
+}  // namespace flowinfer::config
+
+namespace flowinfer {
+
+const char* to_string(Precision p) noexcept {
+    switch (p) {
+        case Precision::fp32: return "fp32";
+        case Precision::fp16: return "fp16";
+        case Precision::bf16: return "bf16";
+    }
+    return "?";
+}
+
+const char* to_string(Activation a) noexcept {
+    switch (a) {
+        case Activation::softmax: return "softmax";
+        case Activation::sigmoid: return "sigmoid";
+        case Activation::none: return "none";
+    }
+    return "?";
+}
+
+const char* to_string(Blend b) noexcept {
+    switch (b) {
+        case Blend::average: return "average";
+        case Blend::weighted: return "weighted";
+    }
+    return "?";
+}
+
+const char* to_string(Task t) noexcept {
+    switch (t) {
+        case Task::segmentation: return "segmentation";
+        case Task::classification: return "classification";
+        case Task::detection: return "detection";
+    }
+    return "?";
+}
+
+const char* to_string(DetectionFormat f) noexcept {
+    switch (f) {
+        case DetectionFormat::boxes: return "boxes";
+        case DetectionFormat::yolov8: return "yolov8";
+        case DetectionFormat::yolov5: return "yolov5";
+    }
+    return "?";
+}
+
+}  // namespace flowinfer
