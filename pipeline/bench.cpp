@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 #include <tbb/parallel_for.h>
+#include <tbb/info.h>
 #include <tbb/task_arena.h>
 
 #include <algorithm>
@@ -63,11 +64,14 @@ Sample sample_patches(const Config& cfg, std::int64_t n) {
 }
 
 // Readers alone: read_region + RGB on `readers` threads, no model; passes over the sample
-// until `seconds` have gone by.
+// until `seconds` have gone by. No more readers than the pipeline's TBB threads: that is all
+// the pipeline can run at once, and an arena asking TBB for more workers than its limit
+// makes TBB print a warning.
 double read_ceiling(const Config& cfg, const Sample& s, double seconds) {
     StageCounter counter;
     const ReadRegion read(counter);
-    tbb::task_arena arena(std::max(1, cfg.readers));
+    const int threads = cfg.threads > 0 ? cfg.threads : tbb::info::default_concurrency();
+    tbb::task_arena arena(std::clamp(cfg.readers, 1, threads));
     std::int64_t patches = 0;
     const auto t0 = Clock::now();
     do {

@@ -83,6 +83,9 @@ if [ -n "$deps" ]; then
   export PKG_CONFIG_PATH=$deps/usr/lib/x86_64-linux-gnu/pkgconfig:$deps/usr/share/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   export PKG_CONFIG_SYSROOT_DIR=$deps
   export LD_LIBRARY_PATH=$deps/usr/lib/x86_64-linux-gnu:$deps/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  # OpenSSL keeps its configuration headers in Debian's multiarch include directory, which
+  # FindOpenSSL's one include directory does not cover (libtiff's .pc file names its own).
+  export CPATH=$deps/usr/include/x86_64-linux-gnu${CPATH:+:$CPATH}
   prefix="$torch_dir;$deps/usr"
 fi
 command -v nvcc >/dev/null || { [ -x /usr/local/cuda/bin/nvcc ] && export PATH=/usr/local/cuda/bin:$PATH; }
@@ -93,7 +96,11 @@ if [ -n "$deps" ]; then
   # Named directly: a host whose CMake has no Debian multiarch directory would not look there.
   multi=$deps/usr/lib/x86_64-linux-gnu
   cfg+=(-DTBB_DIR="$multi/cmake/TBB" -Dfmt_DIR="$multi/cmake/fmt" -Dtomlplusplus_DIR="$multi/cmake/tomlplusplus"
-        -DBoost_DIR="$multi/cmake/Boost-1.74.0" -DZLIB_ROOT="$deps/usr" -DZLIB_LIBRARY="$multi/libz.so")
+        -DBoost_DIR="$multi/cmake/Boost-1.74.0" -DZLIB_ROOT="$deps/usr" -DZLIB_LIBRARY="$multi/libz.so"
+        -Dnlohmann_json_DIR="$deps/usr/share/cmake/nlohmann_json" -DCLI11_DIR="$deps/usr/share/cmake/CLI11"
+        -DOPENSSL_ROOT_DIR="$deps/usr" -DOPENSSL_INCLUDE_DIR="$deps/usr/include"
+        -DOPENSSL_CRYPTO_LIBRARY="$multi/libcrypto.so" -DPNG_PNG_INCLUDE_DIR="$deps/usr/include"
+        -DPNG_LIBRARY="$multi/libpng.so")
 fi
 if [ "$failed" = 0 ]; then
   if [ -f "$build/CMakeCache.txt" ]; then
@@ -103,7 +110,8 @@ if [ "$failed" = 0 ]; then
     if [ -n "$deps" ]; then
       step "configure against the bundle" cmake -S "$root" -B "$out/bundle-configure" -DFLOWINFER_TESTS=ON \
         -DFLOWINFER_PYTHON= -DCMAKE_PREFIX_PATH="$prefix" "${cfg[@]}"
-      for lib in pkgcfg_lib_OPENSLIDE_openslide pkgcfg_lib_LIBTIFF_tiff TBB_DIR fmt_DIR Boost_DIR ZLIB_LIBRARY; do
+      for lib in pkgcfg_lib_OPENSLIDE_openslide pkgcfg_lib_LIBTIFF_tiff TBB_DIR fmt_DIR Boost_DIR ZLIB_LIBRARY \
+                 nlohmann_json_DIR CLI11_DIR OPENSSL_CRYPTO_LIBRARY PNG_LIBRARY; do
         grep -q "^$lib:.*=$deps/" "$out/bundle-configure/CMakeCache.txt" ||
           { record "configure against the bundle" failed 0 "$lib not from $deps"; failed=1; }
       done

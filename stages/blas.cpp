@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 
 #include <atomic>
+#include <filesystem>
 #include <mutex>
 
 namespace flowinfer {
@@ -38,7 +39,10 @@ std::string blas_library() {
     if (!sgemm) return "built in";
     Dl_info info{};
     if (::dladdr(sgemm, &info) == 0 || !info.dli_fname) return "unknown";
-    return info.dli_fname;
+    // libblas.so.3 is an update-alternatives link; the implementation is where it points.
+    std::error_code ec;
+    const std::filesystem::path real = std::filesystem::canonical(info.dli_fname, ec);
+    return ec ? std::string(info.dli_fname) : real.string();
 }
 
 }  // namespace flowinfer

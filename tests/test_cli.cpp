@@ -340,6 +340,13 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
     BOOST_TEST(value("patches") == 10 * 13);  // 2220 x 2967 at patch 256, stride 240
     BOOST_TEST(json.find("\"device\": \"cpu\"") != std::string::npos);
     BOOST_TEST(fit::parse_json(json)["stages"]["read_region"].has("busy_s"));
+    BOOST_TEST(fit::parse_json(json)["blas"].s != "");
+    // More readers than cores: still no library warning (TBB's "number of workers is
+    // currently limited" came from the read ceiling's arena).
+    const unsigned readers = 2 * std::thread::hardware_concurrency() + 1;
+    r = run("bench " + cfg + fmt::format(" --patches 8 --ceiling-seconds 0 --repeat 1 --set runtime.readers={}", readers));
+    BOOST_TEST(r.exit_code == 0);
+    BOOST_TEST(!contains(r, "Warning"), r.output);
     // --profile names the bottleneck.
     r = run("run " + cfg + " --quiet --profile");
     BOOST_TEST(r.exit_code == 0);

@@ -1,6 +1,7 @@
 #define BOOST_TEST_MODULE test_model
 #include <boost/test/unit_test.hpp>
 
+#include "stages/blas.hpp"
 #include "stages/model.hpp"
 #include "stages/model_errors.hpp"
 #include "stages/normalize.hpp"
@@ -8,6 +9,8 @@
 
 #include <flowinfer/demo.hpp>
 #include <flowinfer/errors.hpp>
+
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cmath>
@@ -306,6 +309,41 @@ BOOST_AUTO_TEST_CASE(device_info_and_torch_threads) {
     auto in = random_input(1, 4, 4, 0.0f, 1.0f);
     BOOST_CHECK_THROW(model.run(in.data(), 1, 4, 4, 1), ModelError);
     BOOST_CHECK_THROW(model.run(in.data(), 1, 4, 4, -1), ModelError);
+}
+
+namespace {
+
+using BlasThreads = int (*)();
+
+BlasThreads openblas_get_num_threads() {
+    return reinterpret_cast<BlasThreads>(::dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+}
+
+boost::test_tools::assertion_result runs_on_openblas(boost::unit_test::test_unit_id) {
+    // The file that defines sgemm_ decides: OpenBLAS's LAPACK can be loaded beside netlib's BLAS.
+    boost::test_tools::assertion_result r(openblas_get_num_threads() != nullptr &&
+                                          blas_library().find("openblas") != std::string::npos);
+    r.message() << "LibTorch does not call OpenBLAS here (" << blas_library() << ")";
+    return r;
+}
+
+}  // namespace
+
+// OpenBLAS starts a thread per core in every call unless told otherwise; with one model call
+// per core that is cores x cores threads. Each call gets its LibTorch thread count.
+BOOST_AUTO_TEST_CASE(openblas_threads_follow_the_torch_threads, *boost::unit_test::precondition(runs_on_openblas)) {
+    const BlasThreads threads = openblas_get_num_threads();
+    fit::TempDir dir;
+    const std::string path = demo(dir, "pm.pt", DemoModel::pointwise_mean);
+    Model per_core(config(path), "cpu", 1, 2);  // the pipeline's CPU default: a call per core
+    BOOST_TEST(threads() == 1);
+    {
+        Model wide(config(path), "cpu", 2, 0);
+        BOOST_TEST(threads() == 2);
+    }
+    auto in = random_input(1, 4, 4, 0.0f, 1.0f);
+    per_core.run(in.data(), 1, 4, 4, 0);  // the call restores its own count
+    BOOST_TEST(threads() == 1);
 }
 
 BOOST_AUTO_TEST_CASE(concurrent_slots_give_the_same_results) {
