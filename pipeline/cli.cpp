@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -307,7 +308,27 @@ CLI::App* add_synth(CLI::App& app, SynthArgs& a) {
 int cmd_synth(const SynthArgs& a) {
     if (a.spec.width < 1 || a.spec.height < 1) throw Usage("--width and --height must be positive");
     if (a.spec.jpeg_quality < 0 || a.spec.jpeg_quality > 100) throw Usage("--quality must be 0..100");
-    flowinfer::write_synthetic_slide(a.out, a.spec);
+    // One updating line on a terminal; nothing in a log (the path printed at the end says it is done).
+    flowinfer::SyntheticProgressFn progress;
+    if (isatty(STDERR_FILENO)) {
+        const auto t0 = std::chrono::steady_clock::now();
+        progress = [t0](const flowinfer::SyntheticProgress& p) {
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            const double rate = s > 0 ? static_cast<double>(p.pixels_done) / s : 0.0;
+            const double eta = rate > 0 ? static_cast<double>(p.pixels_total - p.pixels_done) / rate : 0.0;
+            if (p.finishing)
+                std::fprintf(stderr, "\rsynth: rows %lld/%lld  lower levels and sync...\033[K",
+                             static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total));
+            else
+                std::fprintf(stderr, "\rsynth: rows %lld/%lld (%.0f%%)  %.1f Mpx/s  ETA %dm%02ds\033[K",
+                             static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total),
+                             p.rows_total ? 100.0 * p.rows_done / p.rows_total : 0.0, rate / 1e6,
+                             static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
+            std::fflush(stderr);
+        };
+    }
+    flowinfer::write_synthetic_slide(a.out, a.spec, progress);
+    if (progress) std::fprintf(stderr, "\n");
     std::printf("%s\n", a.out.c_str());
     return kOk;
 }

@@ -53,12 +53,7 @@ std::string summary_json(const RunSummary& s) {
         Json& outputs = e["outputs"] = Json::array();
         for (const OutputInfo& o : r.outputs) {
             Json out = {{"model", o.model}, {"kind", o.kind}, {"format", o.format}, {"path", o.path}};
-            if (o.format == "tiff") {
-                out["width"] = o.width;
-                out["height"] = o.height;
-                out["downsample"] = o.downsample;
-            }
-            if (o.objects >= 0) out["objects"] = o.objects;
+            add_output_details(out, o);
             outputs.push_back(std::move(out));
         }
         slides.push_back(std::move(e));

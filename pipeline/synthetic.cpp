@@ -1,185 +1,28 @@
-// Synthetic H&E-like slides. Every pixel is a pure function of (spec, x, y): tiles can be
-// computed in any order and in parallel, and tests can recompute any pixel independently.
+// Synthetic slides written as tiled pyramidal TIFFs: the H&E-like slide (its pixels come from
+// synthetic_pixels.cpp) and the disc slide of the detection tests.
 #include <flowinfer/demo.hpp>
 
+#include "pipeline/synthetic_pixels.hpp"
 #include "stages/tiff_writer.hpp"
 
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
-#include <tbb/blocked_range.h>
-#include <tbb/parallel_for.h>
+#include <tbb/parallel_pipeline.h>
+#include <tbb/task_arena.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace flowinfer {
 
-namespace {
-
-constexpr double kPi = 3.14159265358979323846;
-
-std::uint64_t mix(std::uint64_t z) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-}
-
-std::uint64_t hash3(std::uint32_t seed, std::int64_t a, std::int64_t b, std::uint32_t salt) {
-    std::uint64_t h = mix((static_cast<std::uint64_t>(seed) << 32) ^ salt);
-    h = mix(h ^ static_cast<std::uint64_t>(a));
-    return mix(h ^ static_cast<std::uint64_t>(b));
-}
-
-// Uniform in [0, 1).
-double unit(std::uint64_t h) { return static_cast<double>(h >> 11) * (1.0 / 9007199254740992.0); }
-
-// Share of the square [-1, 1]^2 within distance rho of its centre.
-double disc_in_square(double rho) {
-    if (rho <= 0) return 0;
-    if (rho <= 1) return kPi * rho * rho / 4;
-    if (rho >= std::sqrt(2.0)) return 1;
-    const double r2 = rho * rho;
-    return (kPi * r2 - 4 * r2 * std::acos(1 / rho) + 4 * std::sqrt(r2 - 1)) / 4;
-}
-
-struct Generator {
-    SyntheticSlideSpec spec;
-    double scale;        // feature sizes are given at 0.25 µm/px
-    double rho;          // tissue radius in normalised slide coordinates
-    double shape_cell;   // lattice of the noise that makes the tissue outline irregular
-    double nucleus_cell;
-
-    explicit Generator(const SyntheticSlideSpec& s) : spec(s) {
-        scale = spec.mpp > 0 ? 0.25 / spec.mpp : 1.0;
-        // The outline is a centred ellipse (in slide-normalised coordinates) roughened by
-        // zero-mean noise. The ellipse's area is known in closed form, so its radius can be
-        // solved for the requested fraction without sampling the image, and the noise moves
-        // the boundary both ways so the realised share stays close.
-        const double f = std::clamp(spec.tissue_fraction, 0.0, 1.0);
-        double lo = 0, hi = std::sqrt(2.0);
-        for (int i = 0; i < 60; ++i) {
-            const double mid = (lo + hi) / 2;
-            (disc_in_square(mid) < f ? lo : hi) = mid;
-        }
-        rho = f <= 0 ? -1 : (f >= 1 ? 10 : (lo + hi) / 2);
-        shape_cell = std::max<double>(64, static_cast<double>(std::max(spec.width, spec.height)) / 3);
-        nucleus_cell = 22 * scale;
-    }
-
-    double lattice(std::int64_t i, std::int64_t j, std::uint32_t salt) const {
-        return unit(hash3(spec.seed, i, j, salt)) * 2 - 1;
-    }
-
-    // Smooth value noise in [-1, 1].
-    double value_noise(double x, double y, double cell, std::uint32_t salt) const {
-        const double gx = x / cell, gy = y / cell;
-        const double fx0 = std::floor(gx), fy0 = std::floor(gy);
-        const auto ix = static_cast<std::int64_t>(fx0), iy = static_cast<std::int64_t>(fy0);
-        double fx = gx - fx0, fy = gy - fy0;
-        fx = fx * fx * (3 - 2 * fx);
-        fy = fy * fy * (3 - 2 * fy);
-        const double a = lattice(ix, iy, salt), b = lattice(ix + 1, iy, salt);
-        const double c = lattice(ix, iy + 1, salt), d = lattice(ix + 1, iy + 1, salt);
-        return (a + (b - a) * fx) * (1 - fy) + (c + (d - c) * fx) * fy;
-    }
-
-    bool is_tissue(double x, double y) const {
-        if (rho < 0) return false;
-        const double u = (x + 0.5) / static_cast<double>(spec.width) * 2 - 1;
-        const double v = (y + 0.5) / static_cast<double>(spec.height) * 2 - 1;
-        const double n = 0.3 * value_noise(x, y, shape_cell, 1) +
-                         0.45 * value_noise(x, y, shape_cell / 3, 2) +
-                         0.25 * value_noise(x, y, shape_cell / 9, 3);
-        return std::sqrt(u * u + v * v) + 0.3 * n < rho;
-    }
-
-    static std::uint8_t to_byte(double v) {
-        return static_cast<std::uint8_t>(std::lround(std::clamp(v, 0.0, 255.0)));
-    }
-
-    // One out-of-line copy, so that the writer and synthetic_pixel() run the same floating
-    // point code (inlined copies could be contracted to FMA differently).
-    __attribute__((noinline)) void pixel(std::int64_t x, std::int64_t y, std::uint8_t rgb[3]) const {
-        const double fx = static_cast<double>(x), fy = static_cast<double>(y);
-        const std::uint64_t grain = hash3(spec.seed, x, y, 11);
-        if (!is_tissue(fx, fy)) {
-            const double g = 245 + (static_cast<double>(grain & 7) - 3.5) * 0.8;
-            rgb[0] = rgb[1] = rgb[2] = to_byte(g);
-            return;
-        }
-        // Eosin stroma: fibre-like texture from two octaves plus per-pixel grain.
-        const double t = 0.5 + 0.35 * value_noise(fx, fy, 14 * scale, 4) +
-                         0.15 * value_noise(fx, fy, 5 * scale, 5);
-        const double jitter = static_cast<double>((grain >> 8) & 15) - 7.5;
-        double r = 242 - 28 * t + jitter * 0.5;
-        double g = 178 - 60 * t + jitter;
-        double b = 212 - 45 * t + jitter * 0.8;
-
-        // Haematoxylin nuclei on a jittered grid; a nucleus reaches at most into the
-        // neighbouring cells, so the 3x3 cells around the pixel are all that can cover it.
-        const double C = nucleus_cell;
-        const auto cx = static_cast<std::int64_t>(std::floor(fx / C));
-        const auto cy = static_cast<std::int64_t>(std::floor(fy / C));
-        double best = 0, dark = 1;
-        for (std::int64_t j = cy - 1; j <= cy + 1; ++j) {
-            for (std::int64_t i = cx - 1; i <= cx + 1; ++i) {
-                const std::uint64_t h = hash3(spec.seed, i, j, 21);
-                const std::uint64_t h2 = mix(h);
-                const std::uint64_t h3 = mix(h2);
-                const double ncx = (i + 0.15 + 0.7 * unit(h2)) * C;
-                const double ncy = (j + 0.15 + 0.7 * unit(h3)) * C;
-                const std::uint64_t h4 = mix(h3);
-                const double rad = (4 + 4 * unit(h4)) * scale;
-                const std::uint64_t h5 = mix(h4);
-                const double elong = 1 + 0.35 * unit(h5);
-                const double dx = fx + 0.5 - ncx, dy = fy + 0.5 - ncy;
-                // Cheap bound first: most neighbouring nuclei are too far to matter.
-                const double reach = rad * elong + 1;
-                if (dx * dx + dy * dy >= reach * reach) continue;
-                // Cellularity varies over a few hundred µm, like stroma vs dense tumour.
-                const double density =
-                    0.55 + 0.45 * value_noise((i + 0.5) * C, (j + 0.5) * C, 600 * scale, 6);
-                if (unit(h) >= density) continue;
-                const double ang = unit(mix(h5)) * kPi;
-                const double ca = std::cos(ang), sa = std::sin(ang);
-                const double p = (dx * ca + dy * sa) / (rad * elong);
-                const double q = (-dx * sa + dy * ca) * elong / rad;
-                const double dist = std::sqrt(p * p + q * q);
-                if (dist >= 1 + 1.0 / rad) continue;
-                const double alpha = std::clamp((1 - dist) * rad + 0.5, 0.0, 1.0);
-                if (alpha > best) {
-                    best = alpha;
-                    dark = 0.8 + 0.4 * unit(mix(h5 ^ 0x5bd1e995));
-                }
-            }
-        }
-        if (best > 0) {
-            const double chrom = static_cast<double>((grain >> 16) & 31) - 15.5;
-            const double nr = 90 * dark + chrom * 0.6;
-            const double ng = 50 * dark + chrom * 0.4;
-            const double nb = 140 * dark + chrom * 0.6;
-            r += (nr - r) * best;
-            g += (ng - g) * best;
-            b += (nb - b) * best;
-        }
-        rgb[0] = to_byte(r);
-        rgb[1] = to_byte(g);
-        rgb[2] = to_byte(b);
-    }
-};
-
-}  // namespace
-
-void synthetic_pixel(const SyntheticSlideSpec& spec, std::int64_t x, std::int64_t y,
-                     std::uint8_t rgb[3]) {
-    Generator(spec).pixel(x, y, rgb);
-}
-
-void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec) {
-    const Generator gen(spec);
+void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec,
+                           const SyntheticProgressFn& progress) {
+    const SyntheticPixels pixels(spec);
     TiffLayout layout;
     layout.width = spec.width;
     layout.height = spec.height;
@@ -193,28 +36,69 @@ void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& sp
 
     PyramidTiffWriter writer(path, layout);
     const int T = layout.tile;
-    const std::int64_t nx = writer.tiles_x();
+    const std::int64_t nx = writer.tiles_x(), ny = writer.tiles_y();
+    const std::int64_t tiles = nx * ny;
     const std::size_t tile_bytes = static_cast<std::size_t>(T) * T * 3;
-    // One row of tiles at a time: memory stays bounded by the slide width.
-    std::vector<std::uint8_t> row(tile_bytes * static_cast<std::size_t>(nx));
-    for (std::int64_t ty = 0; ty < writer.tiles_y(); ++ty) {
-        // Parallel over (tile, pixel row) pairs so narrow slides still use every core.
-        tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nx * T),
-                          [&](const tbb::blocked_range<std::int64_t>& r) {
-            for (std::int64_t k = r.begin(); k < r.end(); ++k) {
-                const std::int64_t tx = k / T;
-                const int py = static_cast<int>(k % T);
-                std::uint8_t* out = row.data() + tile_bytes * static_cast<std::size_t>(tx) +
-                                    static_cast<std::size_t>(py) * T * 3;
-                const std::int64_t y = ty * T + py;
-                // Pixels past the edge are computed too: harmless, and JPEG blocks on the
-                // edge then hold plausible content instead of a hard step.
-                for (int px = 0; px < T; ++px) gen.pixel(tx * T + px, y, out + 3 * px);
-            }
-        });
-        for (std::int64_t tx = 0; tx < nx; ++tx)
-            writer.write_tile(tx, ty, row.data() + tile_bytes * static_cast<std::size_t>(tx));
-    }
+
+    SyntheticProgress prog;
+    prog.rows_total = ny;
+    prog.pixels_total = spec.width * spec.height;
+    if (progress) progress(prog);
+
+    // Tiles are made and compressed in parallel, and handed to the writer in raster order,
+    // one at a time (its other methods are serial). At most `tokens` tiles are in flight, each
+    // in a buffer of the pool, so memory stays bounded by tokens * tile_bytes (plus their
+    // compressed bytes) whatever the slide size.
+    const int threads = tbb::this_task_arena::max_concurrency();
+    const std::size_t tokens = static_cast<std::size_t>(std::max(4, 4 * threads));
+    std::vector<std::vector<std::uint8_t>> pool(tokens, std::vector<std::uint8_t>(tile_bytes));
+    std::vector<std::uint8_t*> free_bufs;
+    for (auto& b : pool) free_bufs.push_back(b.data());
+    std::mutex pool_mutex;
+    struct Item {
+        std::int64_t index = -1;
+        std::uint8_t* pixels = nullptr;
+        EncodedTile encoded;
+    };
+    std::int64_t next = 0;
+    const auto make = [&](tbb::flow_control& fc) {
+        Item it;
+        if (next >= tiles) {
+            fc.stop();
+            return it;
+        }
+        it.index = next++;
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        // A token is only free once its item left the last stage, which returned its buffer.
+        if (free_bufs.empty()) throw std::logic_error("write_synthetic_slide: buffer pool exhausted");
+        it.pixels = free_bufs.back();
+        free_bufs.pop_back();
+        return it;
+    };
+    const auto render = [&](Item it) {
+        const std::int64_t x0 = it.index % nx * T, y0 = it.index / nx * T;
+        pixels.render(x0, y0, T, T, it.pixels);
+        it.encoded = writer.encode_tile(it.pixels);
+        return it;
+    };
+    const auto write = [&](Item it) {
+        const std::int64_t tx = it.index % nx, ty = it.index / nx;
+        writer.write_tile(tx, ty, it.pixels, std::move(it.encoded));
+        {
+            std::lock_guard<std::mutex> lock(pool_mutex);
+            free_bufs.push_back(it.pixels);
+        }
+        if (tx == nx - 1) {
+            prog.rows_done = ty + 1;
+            prog.pixels_done = std::min(spec.height, (ty + 1) * T) * spec.width;
+            if (progress) progress(prog);
+        }
+    };
+    tbb::parallel_pipeline(tokens, tbb::make_filter<void, Item>(tbb::filter_mode::serial_in_order, make) &
+                                       tbb::make_filter<Item, Item>(tbb::filter_mode::parallel, render) &
+                                       tbb::make_filter<Item, void>(tbb::filter_mode::serial_in_order, write));
+    prog.finishing = true;
+    if (progress) progress(prog);
     writer.finish();
 }
 

@@ -6,6 +6,8 @@
 // Thread safety: pure functions.
 #pragma once
 
+#include <flowinfer/pipeline.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -25,6 +27,17 @@ inline std::string json_text(const Json& j) {
 // (object_writer.cpp writes features one at a time) and the resume settings text.
 inline std::string json_string(const std::string& s) {
     return nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// An output's kind-specific members, the same in summary.json and the resume records: a map's
+// size and downsample, an object file's count.
+inline void add_output_details(Json& j, const OutputInfo& o) {
+    if (o.format == "tiff") {
+        j["width"] = o.width;
+        j["height"] = o.height;
+        j["downsample"] = o.downsample;
+    }
+    if (o.objects >= 0) j["objects"] = o.objects;
 }
 
 }  // namespace flowinfer

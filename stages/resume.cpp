@@ -278,12 +278,7 @@ void write_done_record(const std::string& record_path, const RunFingerprint& run
                   {"model", o.model},
                   {"kind", o.kind},
                   {"format", o.format}};
-        if (o.format == "tiff") {
-            e["width"] = o.width;
-            e["height"] = o.height;
-            e["downsample"] = o.downsample;
-        }
-        if (o.objects >= 0) e["objects"] = o.objects;
+        add_output_details(e, o);
         outputs.push_back(std::move(e));
     }
     write_file_atomically(record_path, json_text(j));

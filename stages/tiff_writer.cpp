@@ -1,10 +1,15 @@
 #include "stages/tiff_writer.hpp"
 
 #include "stages/atomic_file.hpp"
+#include "stages/tiff_directory.hpp"
+#include "stages/tiff_halve.hpp"
 
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
+#include <tbb/enumerable_thread_specific.h>
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 #include <tiffio.h>
 
 #include <algorithm>
@@ -14,6 +19,7 @@
 #include <cstdio>
 #include <cstring>
 #include <map>
+#include <stdexcept>
 #include <tuple>
 #include <unordered_map>
 #include <fcntl.h>
@@ -22,24 +28,9 @@
 
 namespace flowinfer {
 
+using namespace tiff;
+
 namespace {
-
-struct LevelGeom {
-    std::int64_t width = 0, height = 0;
-    std::int64_t tiles_x = 0, tiles_y = 0;  // on the layout.tile grid used while building
-    // Tile size in the file. OpenSlide 3.4.1 with libtiff >= 4.5 garbles every tile of a
-    // directory whose tile is wider or taller than the image (TIFFRGBAImageGet now clamps
-    // the raster to the image size, OpenSlide still assumes a full tile), so a level smaller
-    // than a tile in one dimension gets a smaller tile: the largest multiple of 16 that fits.
-    int file_tw = 0, file_th = 0;
-    std::int64_t tile_count() const { return tiles_x * tiles_y; }
-    bool regular(int tile) const { return file_tw == tile && file_th == tile; }
-};
-
-int file_tile(std::int64_t extent, int tile) {
-    if (extent >= tile) return tile;
-    return static_cast<int>(std::max<std::int64_t>(16, extent / 16 * 16));
-}
 
 // A finished lower-level tile: either held in memory or at `offset` in the spill file.
 struct StoredTile {
@@ -53,71 +44,6 @@ struct PartialTile {
     std::vector<std::uint8_t> data;
     int received = 0;
 };
-
-// libtiff reports through callbacks; keep the first message so the OutputError says what
-// went wrong, and return 1 so nothing is printed to stderr behind the caller's back.
-int capture_error(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
-    auto* msg = static_cast<std::string*>(user);
-    if (msg->empty()) {
-        char buf[1024];
-        std::vsnprintf(buf, sizeof buf, fmt, ap);
-        *msg = module && *module ? fmt::format("{}: {}", module, buf) : std::string(buf);
-    }
-    return 1;
-}
-
-int ignore_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
-
-// Halves a whole tile T x T (ch channels) into the quadrant at (ox, oy) of `out`: every output
-// pixel averages four, with no edge tests, in loops the compiler vectorizes.
-void halve_whole(const std::uint8_t* data, int T, int ch, std::uint8_t* out, int ox, int oy) {
-    const int row_bytes = T * ch, out_bytes = T / 2 * ch;
-    for (int j = 0; j < T / 2; ++j) {
-        std::uint8_t* dst = out + (static_cast<std::size_t>(oy + j) * T + ox) * ch;
-        const std::uint8_t* r0 = data + static_cast<std::size_t>(2 * j) * row_bytes;
-        const std::uint8_t* r1 = r0 + row_bytes;
-        if (ch == 1) {
-            for (int i = 0; i < out_bytes; ++i)
-                dst[i] = static_cast<std::uint8_t>((r0[2 * i] + r0[2 * i + 1] + r1[2 * i] + r1[2 * i + 1] + 2) >> 2);
-        } else {
-            for (int i = 0; i < out_bytes; ++i) {
-                const int k = (i / ch) * 2 * ch + i % ch;
-                dst[i] = static_cast<std::uint8_t>((r0[k] + r0[k + ch] + r1[k] + r1[k + ch] + 2) >> 2);
-            }
-        }
-    }
-}
-
-// The same for a tile cut by the image's right or bottom edge (vw x vh valid pixels), or a
-// label map (palette), which keeps one pixel of four: averaging indices would invent classes.
-void halve_edge(const std::uint8_t* data, int T, int ch, int vw, int vh, bool palette, std::uint8_t* out, int ox,
-                int oy) {
-    const int ow = (vw + 1) / 2, oh = (vh + 1) / 2;
-    for (int j = 0; j < oh; ++j) {
-        const int y0 = 2 * j, y1 = std::min(2 * j + 1, vh - 1);
-        std::uint8_t* dst = out + (static_cast<std::size_t>(oy + j) * T + ox) * ch;
-        const std::uint8_t* r0 = data + static_cast<std::size_t>(y0) * T * ch;
-        const std::uint8_t* r1 = data + static_cast<std::size_t>(y1) * T * ch;
-        for (int i = 0; i < ow; ++i) {
-            const int x0 = 2 * i, x1 = std::min(2 * i + 1, vw - 1);
-            if (palette) {
-                dst[i] = r0[x0];
-                continue;
-            }
-            // Only pixels inside the image count; at odd edges x1 == x0 or y1 == y0.
-            const int n = (x1 != x0 ? 2 : 1) * (y1 != y0 ? 2 : 1);
-            for (int c = 0; c < ch; ++c) {
-                int s = r0[x0 * ch + c];
-                if (x1 != x0) s += r0[x1 * ch + c];
-                if (y1 != y0) {
-                    s += r1[x0 * ch + c];
-                    if (x1 != x0) s += r1[x1 * ch + c];
-                }
-                dst[i * ch + c] = static_cast<std::uint8_t>((s + n / 2) / n);
-            }
-        }
-    }
-}
 
 }  // namespace
 
@@ -154,6 +80,14 @@ struct PyramidTiffWriter::Impl {
     // (bytes, row bytes, value): the row length matters to the predictor.
     bool dir_deflate = false, dir_predictor = false;
     std::map<std::tuple<std::int64_t, int, std::uint8_t>, std::vector<std::uint8_t>> uniform_tiles;
+    // Tiles written into the current directory through its own codec, its JPEGTABLES once it
+    // has them, and the thread codecs whose tables were found to match them.
+    std::int64_t dir_tiles = 0;
+    std::vector<std::uint8_t> dir_jpeg_tables;
+    std::vector<const TileCodec*> dir_checked_codecs;
+    // Per-thread codecs for encode() (regular tiles: layout.tile square), made on first use.
+    mutable tbb::enumerable_thread_specific<std::unique_ptr<TileCodec>> codecs;
+    bool codec_failed = false;  // a codec could not be made: encode in the file only
 
     [[noreturn]] void fail(const std::string& problem) { throw OutputError(final_path, problem); }
 
@@ -174,74 +108,12 @@ struct PyramidTiffWriter::Impl {
     }
 
     void set_tags(int level) {
-        const LevelGeom& g = geom[level];
-        const int ch = layout.channels;
-        bool ok = true;
-        ok &= TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, static_cast<std::uint32_t>(g.width)) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_IMAGELENGTH, static_cast<std::uint32_t>(g.height)) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_TILEWIDTH, static_cast<std::uint32_t>(g.file_tw)) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_TILELENGTH, static_cast<std::uint32_t>(g.file_th)) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, ch) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG) == 1;
-        ok &= TIFFSetField(tif, TIFFTAG_SOFTWARE, "flowinfer") == 1;
-        if (level > 0) ok &= TIFFSetField(tif, TIFFTAG_SUBFILETYPE, FILETYPE_REDUCEDIMAGE) == 1;
-        if (level == 0 && !layout.description.empty())
-            ok &= TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, layout.description.c_str()) == 1;
-        if (layout.mpp > 0) {
-            // Pixels per centimetre; level k pixels are 2^k times larger.
-            const float res = static_cast<float>(1e4 / (layout.mpp * std::ldexp(1.0, level)));
-            ok &= TIFFSetField(tif, TIFFTAG_RESOLUTIONUNIT, RESUNIT_CENTIMETER) == 1;
-            ok &= TIFFSetField(tif, TIFFTAG_XRESOLUTION, res) == 1;
-            ok &= TIFFSetField(tif, TIFFTAG_YRESOLUTION, res) == 1;
-        }
-        if (ch == 3 && layout.jpeg) {
-            // YCbCr JPEG is what makes slides compact; JPEGCOLORMODE_RGB lets libtiff do the
-            // colour conversion so callers still hand over RGB.
-            ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_JPEG) == 1;
-            ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_YCBCR) == 1;
-            ok &= TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB) == 1;
-            ok &= TIFFSetField(tif, TIFFTAG_JPEGQUALITY, std::clamp(layout.jpeg_quality, 1, 100)) == 1;
-        } else {
-            if (ch == 3)
-                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB) == 1;
-            else if (palette)
-                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_PALETTE) == 1;
-            else
-                ok &= TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK) == 1;
-            Compression comp = layout.compression;
-            // libtiff 4.5 refuses to read an uncompressed tile whose byte size differs from
-            // its read buffer (rounded to 1 KiB, and reused across directories), so smaller
-            // re-cut tiles would be unreadable; these levels are tiny, deflate costs nothing.
-            if (comp == Compression::none && !g.regular(layout.tile)) comp = Compression::deflate;
-            switch (comp) {
-                case Compression::deflate:
-                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE) == 1;
-                    ok &= TIFFSetField(tif, TIFFTAG_ZIPQUALITY, layout.deflate_level) == 1;
-                    break;
-                case Compression::lzw:
-                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_LZW) == 1;
-                    break;
-                case Compression::none:
-                    ok &= TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_NONE) == 1;
-                    break;
-            }
-            // Horizontal differencing helps smooth images; label indices have no order, so
-            // differencing them only adds entropy.
-            dir_deflate = comp == Compression::deflate;
-            dir_predictor = comp != Compression::none && !palette;
-            if (dir_predictor) ok &= TIFFSetField(tif, TIFFTAG_PREDICTOR, PREDICTOR_HORIZONTAL) == 1;
-        }
-        if (palette) {
-            std::vector<std::uint16_t> r(256), gr(256), b(256);
-            for (int i = 0; i < 256; ++i) {
-                r[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i] * 257);
-                gr[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i + 1] * 257);
-                b[i] = static_cast<std::uint16_t>(layout.palette_rgb[3 * i + 2] * 257);
-            }
-            ok &= TIFFSetField(tif, TIFFTAG_COLORMAP, r.data(), gr.data(), b.data()) == 1;
-        }
-        if (!ok) fail_tiff(fmt::format("cannot set TIFF tags of level {}", level));
+        dir_deflate = dir_predictor = false;
+        if (!tag_directory(tif, layout, palette, geom[level], level, dir_deflate, dir_predictor))
+            fail_tiff(fmt::format("cannot set TIFF tags of level {}", level));
+        dir_tiles = 0;
+        dir_jpeg_tables.clear();
+        dir_checked_codecs.clear();
     }
 
     // Writes into the spill file, opening it on first use. The file is unlinked at once so
@@ -387,6 +259,61 @@ struct PyramidTiffWriter::Impl {
         if (write_uniform(level, t, buf, bytes)) return;
         if (TIFFWriteEncodedTile(tif, t, buf, bytes) < 0 || !tiff_error.empty())
             fail_tiff(fmt::format("cannot write level {} tile at ({}, {})", level, x, y));
+        ++dir_tiles;
+        if (jpeg() && dir_jpeg_tables.empty()) {
+            std::uint32_t count = 0;
+            void* p = nullptr;
+            if (TIFFGetField(tif, TIFFTAG_JPEGTABLES, &count, &p) == 1 && p && count > 0)
+                dir_jpeg_tables.assign(static_cast<const std::uint8_t*>(p),
+                                       static_cast<const std::uint8_t*>(p) + count);
+        }
+    }
+
+    bool jpeg() const { return layout.channels == 3 && layout.jpeg; }
+
+    // A regular tile (layout.tile square) compressed by this thread's codec, off the
+    // writer's thread. Empty (codec null) when it is better written by write_encoded():
+    // one-value deflate tiles come from the cache, and a failed codec falls back.
+    EncodedTile encode(const std::uint8_t* data) const {
+        EncodedTile e;
+        if (codec_failed) return e;
+        const bool deflate = !jpeg() && layout.compression == Compression::deflate;
+        if (deflate && tile_bytes >= 2 && std::memcmp(data, data + 1, static_cast<std::size_t>(tile_bytes - 1)) == 0)
+            return e;
+        std::unique_ptr<TileCodec>& c = codecs.local();
+        if (!c) {
+            try {
+                c = std::make_unique<TileCodec>(layout, palette, layout.tile, layout.tile);
+            } catch (const std::exception&) {
+                return e;
+            }
+        }
+        if (c->encode(data, e.bytes)) {
+            e.owner = this;
+            e.codec = c.get();
+        }
+        return e;
+    }
+
+    // Stores tile t of the current directory from a codec's bytes; false when they cannot be
+    // used here, and the caller encodes the tile in the file instead. A JPEG tile is an
+    // abbreviated stream that needs the directory's JPEGTABLES: those exist once the
+    // directory's own codec has encoded a tile, and must equal the codec's.
+    bool write_precoded(int level, ttile_t t, const EncodedTile& e) {
+        if (e.owner != this || !e.codec || e.bytes.empty()) return false;
+        const auto* codec = static_cast<const TileCodec*>(e.codec);
+        if (jpeg()) {
+            if (dir_jpeg_tables.empty()) return false;
+            if (std::find(dir_checked_codecs.begin(), dir_checked_codecs.end(), codec) == dir_checked_codecs.end()) {
+                if (codec->jpeg_tables() != dir_jpeg_tables) return false;
+                dir_checked_codecs.push_back(codec);
+            }
+        }
+        if (TIFFWriteRawTile(tif, t, const_cast<std::uint8_t*>(e.bytes.data()), static_cast<tmsize_t>(e.bytes.size())) <
+                0 ||
+            !tiff_error.empty())
+            fail_tiff(fmt::format("cannot write level {} tile {}", level, t));
+        return true;
     }
 
     // Writes the stored tiles of `level` into the current directory, re-cut to the level's
@@ -396,12 +323,33 @@ struct PyramidTiffWriter::Impl {
         const int T = layout.tile, ch = layout.channels;
         std::vector<std::uint8_t> buf(static_cast<std::size_t>(tile_bytes));
         if (g.regular(T)) {
-            for (std::int64_t ty = 0; ty < g.tiles_y; ++ty)
-                for (std::int64_t tx = 0; tx < g.tiles_x; ++tx) {
-                    take(level, tx, ty, buf.data());
-                    write_encoded(level, static_cast<std::uint32_t>(tx * T),
-                                  static_cast<std::uint32_t>(ty * T), buf.data(), tile_bytes);
+            // In batches of a few tiles per thread: taken (and read back from the spill file)
+            // in order, compressed in parallel, written in order.
+            const std::int64_t n = g.tile_count();
+            const std::int64_t batch = std::min<std::int64_t>(n, 4 * tbb::this_task_arena::max_concurrency());
+            std::vector<std::uint8_t> raw(static_cast<std::size_t>(batch * tile_bytes));
+            std::vector<EncodedTile> enc(static_cast<std::size_t>(batch));
+            for (std::int64_t k0 = 0; k0 < n; k0 += batch) {
+                const std::int64_t m = std::min(batch, n - k0);
+                for (std::int64_t i = 0; i < m; ++i)
+                    take(level, (k0 + i) % g.tiles_x, (k0 + i) / g.tiles_x,
+                         raw.data() + static_cast<std::size_t>(i * tile_bytes));
+                // Isolated: waiting for the batch must not run unrelated work (another graph
+                // node) on this thread.
+                tbb::this_task_arena::isolate([&] {
+                    tbb::parallel_for(std::int64_t(0), m, [&](std::int64_t i) {
+                        enc[static_cast<std::size_t>(i)] = encode(raw.data() + static_cast<std::size_t>(i * tile_bytes));
+                    });
+                });
+                for (std::int64_t i = 0; i < m; ++i) {
+                    const auto x = static_cast<std::uint32_t>((k0 + i) % g.tiles_x * T);
+                    const auto y = static_cast<std::uint32_t>((k0 + i) / g.tiles_x * T);
+                    EncodedTile& e = enc[static_cast<std::size_t>(i)];
+                    if (!write_precoded(level, TIFFComputeTile(tif, x, y, 0, 0), e))
+                        write_encoded(level, x, y, raw.data() + static_cast<std::size_t>(i * tile_bytes), tile_bytes);
+                    e = EncodedTile{};
                 }
+            }
             return;
         }
         // Only a level thinner than one tile gets here, so along that dimension there is a
@@ -524,6 +472,17 @@ bool PyramidTiffWriter::complete() const {
 }
 
 void PyramidTiffWriter::write_tile(std::int64_t tx, std::int64_t ty, const std::uint8_t* data) {
+    write_tile(tx, ty, data, EncodedTile{});
+}
+
+EncodedTile PyramidTiffWriter::encode_tile(const std::uint8_t* data) const {
+    const Impl& d = *impl_;
+    // A level 0 thinner than a tile is re-cut by finish(): nothing to encode yet.
+    if (!d.geom[0].regular(d.layout.tile)) return EncodedTile{};
+    return d.encode(data);
+}
+
+void PyramidTiffWriter::write_tile(std::int64_t tx, std::int64_t ty, const std::uint8_t* data, EncodedTile&& encoded) {
     Impl& d = *impl_;
     if (d.finished || !d.tif) d.fail("write_tile after finish");
     if (d.broken) d.fail("an earlier write failed");
@@ -534,10 +493,13 @@ void PyramidTiffWriter::write_tile(std::int64_t tx, std::int64_t ty, const std::
     if (d.written0[idx]) d.fail(fmt::format("tile ({}, {}) written twice", tx, ty));
 
     if (g.regular(d.layout.tile)) {
-        // libtiff's encoders may work in place on the buffer they are given; the caller's is const.
-        std::memcpy(d.scratch.data(), data, static_cast<std::size_t>(d.tile_bytes));
-        d.write_encoded(0, static_cast<std::uint32_t>(tx * d.layout.tile),
-                        static_cast<std::uint32_t>(ty * d.layout.tile), d.scratch.data(), d.tile_bytes);
+        const auto x = static_cast<std::uint32_t>(tx * d.layout.tile);
+        const auto y = static_cast<std::uint32_t>(ty * d.layout.tile);
+        if (!d.write_precoded(0, TIFFComputeTile(d.tif, x, y, 0, 0), encoded)) {
+            // libtiff's encoders may work in place on the buffer they are given; the caller's is const.
+            std::memcpy(d.scratch.data(), data, static_cast<std::size_t>(d.tile_bytes));
+            d.write_encoded(0, x, y, d.scratch.data(), d.tile_bytes);
+        }
     } else {
         d.keep(0, static_cast<std::int64_t>(idx), std::vector<std::uint8_t>(data, data + d.tile_bytes));
     }

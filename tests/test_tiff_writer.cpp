@@ -7,6 +7,8 @@
 #include <flowinfer/demo.hpp>
 #include <flowinfer/errors.hpp>
 
+#include <tbb/parallel_for.h>
+#include <tbb/task_arena.h>
 #include <tiffio.h>
 
 #include <algorithm>
@@ -509,5 +511,173 @@ BOOST_AUTO_TEST_CASE(thin_levels_read_back_through_openslide) {
             BOOST_TEST(bad == 0);
             check_levels_are_box_averages(path, prev, levels);
         }
+    }
+}
+
+namespace {
+
+// Reads a whole file (for byte-for-byte comparisons).
+std::vector<char> file_bytes(const std::string& path) {
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    BOOST_REQUIRE(f);
+    std::vector<char> out;
+    char buf[65536];
+    for (std::size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.insert(out.end(), buf, buf + n);
+    std::fclose(f);
+    return out;
+}
+
+// Level-0 tiles of a smooth but not flat image (so JPEG and the predictor have work), with
+// some one-value tiles (the deflate cache) and junk past the edge.
+std::vector<std::vector<std::uint8_t>> make_tiles(const TiffLayout& L, std::int64_t nx, std::int64_t ny) {
+    const int T = L.tile, ch = L.channels;
+    std::vector<std::vector<std::uint8_t>> tiles;
+    for (std::int64_t ty = 0; ty < ny; ++ty)
+        for (std::int64_t tx = 0; tx < nx; ++tx) {
+            std::vector<std::uint8_t> t(static_cast<std::size_t>(T) * T * ch);
+            const bool flat = (tx + 2 * ty) % 5 == 3;
+            for (int j = 0; j < T; ++j)
+                for (int i = 0; i < T; ++i)
+                    for (int c = 0; c < ch; ++c) {
+                        const std::int64_t x = tx * T + i, y = ty * T + j;
+                        std::uint8_t v = flat ? 77 : static_cast<std::uint8_t>(grey_f(x, y) / 4 + 40 * c + x % 50);
+                        if (!L.palette_rgb.empty()) v = static_cast<std::uint8_t>((x / 9 + y / 7) % 5);
+                        if (x >= L.width || y >= L.height) v = 201;
+                        t[(static_cast<std::size_t>(j) * T + i) * ch + c] = v;
+                    }
+            tiles.push_back(std::move(t));
+        }
+    return tiles;
+}
+
+}  // namespace
+
+// encode_tile() on many threads, then write_tile() with its result, makes the very file that
+// write_tile() alone makes, whatever the codec; tiles encoded by another writer are not used.
+BOOST_AUTO_TEST_CASE(encoded_tiles_make_the_same_file) {
+    struct Case {
+        const char* name;
+        std::int64_t w, h;
+        int channels;
+        Compression c;
+        bool jpeg, palette;
+    };
+    const Case cases[] = {
+        {"rgb jpeg", 1100, 700, 3, Compression::deflate, true, false},
+        {"rgb deflate", 900, 530, 3, Compression::deflate, false, false},
+        {"grey lzw", 1300, 520, 1, Compression::lzw, false, false},
+        {"grey none", 800, 800, 1, Compression::none, false, false},
+        {"palette", 700, 600, 1, Compression::deflate, false, true},
+        {"thin level 0", 3000, 100, 3, Compression::deflate, true, false},
+    };
+    for (const Case& k : cases) {
+        BOOST_TEST_CONTEXT(k.name) {
+            fit::TempDir dir;
+            TiffLayout L;
+            L.width = k.w;
+            L.height = k.h;
+            L.channels = k.channels;
+            L.compression = k.c;
+            L.jpeg = k.jpeg;
+            L.jpeg_quality = 80;
+            L.mpp = 0.5;
+            L.description = "encoded";
+            L.spill_bytes = 2 * 65536 * k.channels;  // some lower-level tiles spill
+            if (k.palette) {
+                L.palette_rgb.resize(256 * 3);
+                for (int i = 0; i < 256 * 3; ++i) L.palette_rgb[i] = static_cast<std::uint8_t>(i * 7);
+            }
+            std::vector<std::pair<std::int64_t, std::int64_t>> order;
+            std::vector<std::vector<std::uint8_t>> tiles;
+            std::int64_t nx = 0;
+            {
+                PyramidTiffWriter w(dir / "plain.tif", L);
+                nx = w.tiles_x();
+                tiles = make_tiles(L, w.tiles_x(), w.tiles_y());
+                for (std::int64_t ty = 0; ty < w.tiles_y(); ++ty)
+                    for (std::int64_t tx = 0; tx < w.tiles_x(); ++tx) order.emplace_back(tx, ty);
+                std::shuffle(order.begin(), order.end(), std::mt19937(3));
+                for (auto [tx, ty] : order) w.write_tile(tx, ty, tiles[ty * nx + tx].data());
+                w.finish();
+            }
+            std::vector<flowinfer::EncodedTile> enc(tiles.size());
+            {
+                PyramidTiffWriter w(dir / "encoded.tif", L);
+                tbb::parallel_for(std::size_t(0), tiles.size(), [&](std::size_t i) { enc[i] = w.encode_tile(tiles[i].data()); });
+                std::size_t usable = 0;
+                for (const auto& e : enc) usable += !e.bytes.empty();
+                if (std::string(k.name) == "thin level 0")
+                    BOOST_TEST(usable == 0u);  // re-cut by finish(): nothing to encode early
+                else
+                    BOOST_TEST(usable > tiles.size() / 2);
+                for (auto [tx, ty] : order) w.write_tile(tx, ty, tiles[ty * nx + tx].data(), std::move(enc[ty * nx + tx]));
+                w.finish();
+            }
+            {
+                // Encoded by another writer (still alive): write_tile() must compress them itself.
+                PyramidTiffWriter other(dir / "other.tif", L);
+                PyramidTiffWriter w(dir / "foreign.tif", L);
+                for (auto [tx, ty] : order) {
+                    const std::uint8_t* data = tiles[ty * nx + tx].data();
+                    w.write_tile(tx, ty, data, other.encode_tile(data));
+                }
+                w.finish();
+            }
+            const std::vector<char> plain = file_bytes(dir / "plain.tif");
+            BOOST_TEST((file_bytes(dir / "encoded.tif") == plain));
+            BOOST_TEST((file_bytes(dir / "foreign.tif") == plain));
+            BOOST_TEST(fit::level_count(dir / "encoded.tif") >= 2);
+            const fit::Image a = fit::read_level(dir / "encoded.tif", 0);
+            BOOST_TEST(a.width == k.w);
+        }
+    }
+}
+
+// The progress callback sees every tile row in order, once, then the last phase.
+BOOST_AUTO_TEST_CASE(synthetic_slide_progress) {
+    fit::TempDir dir;
+    flowinfer::SyntheticSlideSpec spec;
+    spec.width = 1300;
+    spec.height = 700;
+    std::vector<flowinfer::SyntheticProgress> seen;
+    flowinfer::write_synthetic_slide(dir / "s.tif", spec,
+                                     [&](const flowinfer::SyntheticProgress& p) { seen.push_back(p); });
+    BOOST_REQUIRE(seen.size() == 5u);  // before, three rows, finishing
+    for (std::size_t i = 0; i < seen.size(); ++i) {
+        const auto& p = seen[i];
+        BOOST_TEST_CONTEXT("call " << i) {
+            BOOST_TEST(p.rows_total == 3);
+            BOOST_TEST(p.pixels_total == 1300 * 700);
+            const std::int64_t rows = std::min<std::int64_t>(static_cast<std::int64_t>(i), 3);
+            BOOST_TEST(p.rows_done == rows);
+            BOOST_TEST(p.pixels_done == std::min<std::int64_t>(700, rows * 256) * 1300);
+            BOOST_TEST(p.finishing == (i == 4));
+        }
+    }
+    BOOST_TEST(fit::level_count(dir / "s.tif") == 4);
+
+    // A callback that throws abandons the slide: the exception comes out, no file stays.
+    struct Stop {};
+    BOOST_CHECK_THROW(flowinfer::write_synthetic_slide(dir / "t.tif", spec,
+                                                       [](const flowinfer::SyntheticProgress& p) {
+                                                           if (p.rows_done == 2) throw Stop{};
+                                                       }),
+                      Stop);
+    BOOST_TEST(dir_entries(dir.path()).size() == 1u);
+}
+
+// Tiles are made in parallel but written in order: one thread or many, the same file.
+BOOST_AUTO_TEST_CASE(synthetic_slide_does_not_depend_on_threads) {
+    fit::TempDir dir;
+    flowinfer::SyntheticSlideSpec spec;
+    spec.width = 2100;
+    spec.height = 1000;
+    spec.seed = 5;
+    for (int q : {85, 0}) {
+        spec.jpeg_quality = q;
+        flowinfer::write_synthetic_slide(dir / "many.tif", spec);
+        tbb::task_arena one(1);
+        one.execute([&] { flowinfer::write_synthetic_slide(dir / "one.tif", spec); });
+        BOOST_TEST((file_bytes(dir / "many.tif") == file_bytes(dir / "one.tif")), "quality " << q);
     }
 }

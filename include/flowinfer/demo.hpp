@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -19,8 +20,23 @@ struct SyntheticSlideSpec {
     int jpeg_quality = 85;        // 0: deflate (lossless) instead of JPEG
 };
 
+// Where write_synthetic_slide() is. Rows are rows of 256-pixel level-0 tiles, written in order.
+struct SyntheticProgress {
+    std::int64_t rows_done = 0, rows_total = 0;
+    std::int64_t pixels_done = 0, pixels_total = 0;  // level-0 pixels of the rows done, of the slide
+    bool finishing = false;  // every row is written; the lower levels and the sync to disk follow
+};
+// Called on one thread at a time (never concurrently), from inside write_synthetic_slide():
+// once before the first tile (rows_done 0), after each tile row, and once with `finishing`
+// before the last phase. It should return quickly; an exception it throws abandons the slide
+// (no file is left) and propagates.
+using SyntheticProgressFn = std::function<void(const SyntheticProgress&)>;
+
 // Writes an H&E-like generic tiled pyramidal TIFF (RGB, 256 tiles) that OpenSlide opens.
-void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec);
+// Tiles are made in parallel (oneTBB, all cores of the current arena) and written in order;
+// memory stays bounded (a few tiles per core plus the writer's lower levels).
+void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec,
+                           const SyntheticProgressFn& progress = {});
 
 // The RGB value write_synthetic_slide() puts at level-0 pixel (x, y) before compression
 // (lets tests compare against an independent computation with deflate slides).
