@@ -49,6 +49,20 @@ int ignore_warning(TIFF*, void*, const char*, const char*, va_list);
 bool tag_directory(TIFF* tif, const TiffLayout& layout, bool palette, const LevelGeom& g, int level,
                    bool& dir_deflate, bool& dir_predictor);
 
+// A tile whose bytes are all one value (background, mostly): deflate tiles of one value are
+// compressed once and their bytes reused (tiff_writer.cpp, write_uniform).
+inline bool one_value(const std::uint8_t* data, std::int64_t bytes) {
+    return bytes >= 2 && std::memcmp(data, data + 1, static_cast<std::size_t>(bytes - 1)) == 0;
+}
+
+// The JPEGTABLES of the current directory, empty until its codec has encoded a tile.
+inline std::vector<std::uint8_t> jpeg_tables_of(TIFF* tif) {
+    std::uint32_t count = 0;
+    void* p = nullptr;
+    if (TIFFGetField(tif, TIFFTAG_JPEGTABLES, &count, &p) != 1 || !p || count == 0) return {};
+    return {static_cast<const std::uint8_t*>(p), static_cast<const std::uint8_t*>(p) + count};
+}
+
 // Encodes tiles off the writer's thread: an in-memory one-tile TIFF with the tags of a
 // directory, into which each tile is written with TIFFWriteEncodedTile and whose output is
 // captured instead of stored. The bytes are exactly those libtiff puts into the real file for
@@ -95,12 +109,7 @@ public:
             out.clear();
             return false;
         }
-        if (jpeg_ && tables_.empty()) {
-            std::uint32_t count = 0;
-            void* p = nullptr;
-            if (TIFFGetField(tif_, TIFFTAG_JPEGTABLES, &count, &p) == 1 && p && count > 0)
-                tables_.assign(static_cast<const std::uint8_t*>(p), static_cast<const std::uint8_t*>(p) + count);
-        }
+        if (jpeg_ && tables_.empty()) tables_ = jpeg_tables_of(tif_);
         return true;
     }
 

@@ -87,7 +87,6 @@ struct PyramidTiffWriter::Impl {
     std::vector<const TileCodec*> dir_checked_codecs;
     // Per-thread codecs for encode() (regular tiles: layout.tile square), made on first use.
     mutable tbb::enumerable_thread_specific<std::unique_ptr<TileCodec>> codecs;
-    bool codec_failed = false;  // a codec could not be made: encode in the file only
 
     [[noreturn]] void fail(const std::string& problem) { throw OutputError(final_path, problem); }
 
@@ -230,8 +229,7 @@ struct PyramidTiffWriter::Impl {
     // of it: a zlib stream of the tile after the horizontal predictor (each row: its first
     // pixel, then zero differences).
     bool write_uniform(int level, ttile_t t, const std::uint8_t* buf, std::int64_t bytes) {
-        if (!dir_deflate || bytes < 2 || std::memcmp(buf, buf + 1, static_cast<std::size_t>(bytes - 1)) != 0)
-            return false;
+        if (!dir_deflate || !one_value(buf, bytes)) return false;
         const int ch = layout.channels;
         const int row_bytes = geom[level].file_tw * ch;
         const auto key = std::make_tuple(bytes, dir_predictor ? row_bytes : 0, buf[0]);
@@ -260,13 +258,7 @@ struct PyramidTiffWriter::Impl {
         if (TIFFWriteEncodedTile(tif, t, buf, bytes) < 0 || !tiff_error.empty())
             fail_tiff(fmt::format("cannot write level {} tile at ({}, {})", level, x, y));
         ++dir_tiles;
-        if (jpeg() && dir_jpeg_tables.empty()) {
-            std::uint32_t count = 0;
-            void* p = nullptr;
-            if (TIFFGetField(tif, TIFFTAG_JPEGTABLES, &count, &p) == 1 && p && count > 0)
-                dir_jpeg_tables.assign(static_cast<const std::uint8_t*>(p),
-                                       static_cast<const std::uint8_t*>(p) + count);
-        }
+        if (jpeg() && dir_jpeg_tables.empty()) dir_jpeg_tables = jpeg_tables_of(tif);
     }
 
     bool jpeg() const { return layout.channels == 3 && layout.jpeg; }
@@ -276,10 +268,8 @@ struct PyramidTiffWriter::Impl {
     // one-value deflate tiles come from the cache, and a failed codec falls back.
     EncodedTile encode(const std::uint8_t* data) const {
         EncodedTile e;
-        if (codec_failed) return e;
         const bool deflate = !jpeg() && layout.compression == Compression::deflate;
-        if (deflate && tile_bytes >= 2 && std::memcmp(data, data + 1, static_cast<std::size_t>(tile_bytes - 1)) == 0)
-            return e;
+        if (deflate && one_value(data, tile_bytes)) return e;
         std::unique_ptr<TileCodec>& c = codecs.local();
         if (!c) {
             try {
