@@ -1,5 +1,5 @@
 // libFuzzer target: the pyramid TIFF writer's input validation and tile bookkeeping
-// (stages/tiff_writer.hpp).
+// (stages/tiff/writer.hpp).
 //
 // The input chooses a TiffLayout (sizes, channels, tile, compression, palette, spill budget,
 // resolution) and a sequence of write_tile() calls (in range, out of range, repeated), then
@@ -8,7 +8,7 @@
 // file is read back with libtiff: every level is there and level 0 holds the pixels written
 // (lossless compressions). Files go to a scratch directory, emptied after every input.
 
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 
 #include <flowinfer/errors.hpp>
 

@@ -3,7 +3,7 @@
 #include <flowinfer/demo.hpp>
 
 #include "pipeline/synthetic_pixels.hpp"
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 
 #include <flowinfer/errors.hpp>
 
@@ -12,7 +12,9 @@
 #include <tbb/task_arena.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <exception>
 #include <limits>
 #include <mutex>
 #include <stdexcept>
@@ -60,10 +62,21 @@ void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& sp
         std::uint8_t* pixels = nullptr;
         EncodedTile encoded;
     };
+    // A failure (a throwing progress callback, a write error) is kept and rethrown once the
+    // pipeline has drained, not thrown through it: oneTBB does not destroy the items in flight
+    // when a filter throws, and these own their compressed bytes.
+    std::mutex error_mutex;
+    std::exception_ptr error;
+    std::atomic<bool> failed{false};
+    const auto keep_error = [&] {
+        std::lock_guard<std::mutex> lock(error_mutex);
+        if (!error) error = std::current_exception();
+        failed = true;
+    };
     std::int64_t next = 0;
     const auto make = [&](tbb::flow_control& fc) {
         Item it;
-        if (next >= tiles) {
+        if (next >= tiles || failed) {
             fc.stop();
             return it;
         }
@@ -76,27 +89,37 @@ void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& sp
         return it;
     };
     const auto render = [&](Item it) {
-        const std::int64_t x0 = it.index % nx * T, y0 = it.index / nx * T;
-        pixels.render(x0, y0, T, T, it.pixels);
-        it.encoded = writer.encode_tile(it.pixels);
+        if (failed) return it;
+        try {
+            const std::int64_t x0 = it.index % nx * T, y0 = it.index / nx * T;
+            pixels.render(x0, y0, T, T, it.pixels);
+            it.encoded = writer.encode_tile(it.pixels);
+        } catch (...) {
+            keep_error();
+        }
         return it;
     };
     const auto write = [&](Item it) {
         const std::int64_t tx = it.index % nx, ty = it.index / nx;
-        writer.write_tile(tx, ty, it.pixels, std::move(it.encoded));
-        {
-            std::lock_guard<std::mutex> lock(pool_mutex);
-            free_bufs.push_back(it.pixels);
+        if (!failed) {
+            try {
+                writer.write_tile(tx, ty, it.pixels, std::move(it.encoded));
+                if (tx == nx - 1) {
+                    prog.rows_done = ty + 1;
+                    prog.pixels_done = std::min(spec.height, (ty + 1) * T) * spec.width;
+                    if (progress) progress(prog);
+                }
+            } catch (...) {
+                keep_error();
+            }
         }
-        if (tx == nx - 1) {
-            prog.rows_done = ty + 1;
-            prog.pixels_done = std::min(spec.height, (ty + 1) * T) * spec.width;
-            if (progress) progress(prog);
-        }
+        std::lock_guard<std::mutex> lock(pool_mutex);
+        free_bufs.push_back(it.pixels);
     };
     tbb::parallel_pipeline(tokens, tbb::make_filter<void, Item>(tbb::filter_mode::serial_in_order, make) &
                                        tbb::make_filter<Item, Item>(tbb::filter_mode::parallel, render) &
                                        tbb::make_filter<Item, void>(tbb::filter_mode::serial_in_order, write));
+    if (error) std::rethrow_exception(error);
     prog.finishing = true;
     if (progress) progress(prog);
     writer.finish();

@@ -9,7 +9,7 @@
 
 #include "stages/layout.hpp"
 #include "stages/slide.hpp"
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 
 #include <vector>
 

@@ -1,7 +1,7 @@
 #define BOOST_TEST_MODULE test_tiff_writer
 #include <boost/test/unit_test.hpp>
 
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 #include "tests/test_support.hpp"
 
 #include <flowinfer/demo.hpp>

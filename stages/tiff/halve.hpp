@@ -1,5 +1,5 @@
 // 2x2 reduction of a tile into its quadrant of the parent tile on the next pyramid level.
-// Internal to the TIFF writer (tiff_writer.cpp).
+// Internal to the TIFF writer (writer.cpp).
 //
 // Thread safety: pure functions.
 #pragma once

@@ -1,8 +1,8 @@
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 
 #include "stages/atomic_file.hpp"
-#include "stages/tiff_directory.hpp"
-#include "stages/tiff_halve.hpp"
+#include "stages/tiff/directory.hpp"
+#include "stages/tiff/halve.hpp"
 
 #include <flowinfer/errors.hpp>
 

@@ -1,11 +1,11 @@
 // A pyramid level's TIFF directory: its geometry, its tags, and a tile codec that compresses
-// tiles for it off the writer's thread. Internal to the TIFF writer (tiff_writer.cpp).
+// tiles for it off the writer's thread. Internal to the TIFF writer (writer.cpp).
 //
 // Thread safety: tag_directory and the error handlers are reentrant; a TileCodec is used by one
 // thread at a time.
 #pragma once
 
-#include "stages/tiff_writer.hpp"
+#include "stages/tiff/writer.hpp"
 
 #include <tiffio.h>
 
@@ -50,7 +50,7 @@ bool tag_directory(TIFF* tif, const TiffLayout& layout, bool palette, const Leve
                    bool& dir_deflate, bool& dir_predictor);
 
 // A tile whose bytes are all one value (background, mostly): deflate tiles of one value are
-// compressed once and their bytes reused (tiff_writer.cpp, write_uniform).
+// compressed once and their bytes reused (writer.cpp, write_uniform).
 inline bool one_value(const std::uint8_t* data, std::int64_t bytes) {
     return bytes >= 2 && std::memcmp(data, data + 1, static_cast<std::size_t>(bytes - 1)) == 0;
 }

@@ -1,4 +1,4 @@
-#include "stages/tiff_halve.hpp"
+#include "stages/tiff/halve.hpp"
 
 #include <algorithm>
 #include <cstddef>

@@ -1,4 +1,4 @@
-#include "stages/tiff_directory.hpp"
+#include "stages/tiff/directory.hpp"
 
 #include <fmt/format.h>
 
