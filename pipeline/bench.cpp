@@ -6,6 +6,7 @@
 #include "stages/json.hpp"
 #include "stages/layout.hpp"
 #include "stages/model.hpp"
+#include "stages/plan.hpp"
 #include "stages/read_region.hpp"
 
 #include <fmt/format.h>
@@ -43,12 +44,13 @@ struct Sample {
     std::vector<PatchKey> keys;
 };
 
-Sample sample_patches(const Config& cfg, std::int64_t n) {
+Sample sample_patches(const Config& cfg, std::int64_t n, SlideReader reader) {
     Sample s;
     s.ctx = std::make_shared<SlideContext>();
     s.ctx->job = SlideJob{0, cfg.slides.front()};
-    s.ctx->slide = std::make_unique<Slide>(cfg.slides.front());
+    s.ctx->slide = std::make_unique<Slide>(cfg.slides.front(), reader);
     s.ctx->plans.push_back(plan_slide(*s.ctx->slide, 0, tiling_for(cfg, cfg.models.front()), cfg));
+    s.ctx->slide->set_tile_cache_bytes(tile_cache_bytes(*s.ctx->slide, s.ctx->plans, cfg.tile_cache_mb));
     const SlidePlan& plan = s.ctx->plans.front();
     const std::uint64_t count = plan.count(), want = static_cast<std::uint64_t>(std::max<std::int64_t>(1, n));
     if (count <= want) {
@@ -64,9 +66,10 @@ Sample sample_patches(const Config& cfg, std::int64_t n) {
 }
 
 // Readers alone: read_region + RGB on `readers` threads, no model; passes over the sample
-// until `seconds` have gone by. No more readers than the pipeline's TBB threads: that is all
-// the pipeline can run at once, and an arena asking TBB for more workers than its limit
-// makes TBB print a warning.
+// until `seconds` have gone by, each from a cold decoded-tile cache (a pass must decode its
+// tiles as the pipeline's one walk does, not find them left by the previous pass). No more
+// readers than the pipeline's TBB threads: that is all the pipeline can run at once, and an
+// arena asking TBB for more workers than its limit makes TBB print a warning.
 double read_ceiling(const Config& cfg, const Sample& s, double seconds) {
     StageCounter counter;
     const ReadRegion read(counter);
@@ -74,7 +77,11 @@ double read_ceiling(const Config& cfg, const Sample& s, double seconds) {
     tbb::task_arena arena(std::clamp(cfg.readers, 1, threads));
     std::int64_t patches = 0;
     const auto t0 = Clock::now();
+    const Slide& slide = *s.ctx->slide;
+    const std::int64_t cache = slide.tile_cache_bytes();
     do {
+        slide.set_tile_cache_bytes(0);
+        slide.set_tile_cache_bytes(cache);
         arena.execute([&] {
             tbb::parallel_for(std::size_t(0), s.keys.size(), [&](std::size_t i) {
                 const Patch p = read(PatchTask{s.ctx, s.keys[i], nullptr});
@@ -185,7 +192,17 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     r.readers = cfg.readers;
     r.threads = cores(cfg);
 
-    const Sample sample = sample_patches(cfg, opt.ceiling_patches);
+    const Sample sample = sample_patches(cfg, opt.ceiling_patches, cfg.reader);
+    r.reader = sample.ctx->slide->reader();
+    // Both readers on the same patches, interleaved round by round (the native one only where
+    // it reads the slide), so their ratio is measured side by side.
+    std::vector<std::pair<std::string, Sample>> by_reader;
+    for (const SlideReader kind : {SlideReader::native, SlideReader::openslide}) {
+        Sample other = sample_patches(cfg, opt.ceiling_patches, kind == SlideReader::native ? SlideReader::automatic : kind);
+        const std::string name = other.ctx->slide->reader();
+        if (kind == SlideReader::native && name != "native") continue;
+        by_reader.emplace_back(name, std::move(other));
+    }
 
     // The seeds' "original code": one thread reads, normalizes, runs and stitches one batch
     // after another. One TBB thread runs the same graph with no overlap at all; LibTorch
@@ -209,7 +226,11 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     std::vector<double> mean_occupancy;
     for (int round = 0; round < rounds; ++round) {
         BenchResult::Round& now = r.rounds.emplace_back();
-        now.read = read_ceiling(cfg, sample, opt.ceiling_seconds);
+        for (std::size_t k = 0; k < by_reader.size(); ++k) {
+            auto& [name, smp] = by_reader[(k + static_cast<std::size_t>(round)) % by_reader.size()];
+            now.read_by_reader[name] = read_ceiling(cfg, smp, opt.ceiling_seconds);
+        }
+        now.read = now.read_by_reader.at(r.reader);
         BenchResult m;
         model_ceiling(cfg, sample, opt, m);
         now.model = m.model_patches_per_s;
@@ -232,6 +253,11 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     std::vector<double> read;
     for (const BenchResult::Round& x : r.rounds) read.push_back(x.read);
     r.read_patches_per_s = read[median_index(read)];
+    for (const auto& [name, smp] : by_reader) {
+        std::vector<double> v;
+        for (const BenchResult::Round& x : r.rounds) v.push_back(x.read_by_reader.at(name));
+        r.read_patches_per_s_by_reader[name] = v[median_index(v)];
+    }
     // The model ceiling: the shape with the best median (every round tries the same shapes,
     // in the same order).
     r.model_patches_per_s = 0;
@@ -283,7 +309,9 @@ std::string bench_json(const BenchResult& r) {
               {"model_concurrency", r.model_concurrency},
               {"model_torch_threads", r.model_torch_threads},
               {"patches", r.pipeline.patches},
+              {"reader", r.reader},
               {"read_patches_per_s", r.read_patches_per_s},
+              {"read_patches_per_s_by_reader", r.read_patches_per_s_by_reader},
               {"model_patches_per_s", r.model_patches_per_s},
               {"sequential_patches_per_s", r.sequential_patches_per_s},
               {"pipeline_patches_per_s", r.pipeline_patches_per_s},
@@ -298,7 +326,11 @@ std::string bench_json(const BenchResult& r) {
         shapes.push_back({{"calls", sh.calls}, {"torch_threads", sh.torch_threads}, {"patches_per_s", sh.patches_per_s}});
     Json& rounds = j["rounds"] = Json::array();
     for (const BenchResult::Round& x : r.rounds)
-        rounds.push_back({{"read", x.read}, {"model", x.model}, {"sequential", x.sequential}, {"pipeline", x.pipeline}});
+        rounds.push_back({{"read", x.read},
+                          {"read_by_reader", x.read_by_reader},
+                          {"model", x.model},
+                          {"sequential", x.sequential},
+                          {"pipeline", x.pipeline}});
     Json& stages = j["stages"] = Json::object();
     for (const auto& [name, st] : r.pipeline.stages)
         stages[name] = {{"busy_s", st.busy_s},
@@ -315,7 +347,9 @@ std::string bench_table(const BenchResult& r) {
                                 r.batch_size, r.micro_batch, r.readers, r.threads, r.torch_threads, r.model_concurrency,
                                 r.model_torch_threads);
     if (r.device == "cpu") t += fmt::format("  BLAS: {}\n", r.blas);
-    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "read ceiling", r.read_patches_per_s);
+    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", fmt::format("read ceiling ({})", r.reader), r.read_patches_per_s);
+    for (const auto& [name, pps] : r.read_patches_per_s_by_reader)
+        t += fmt::format("    {:<26}{:>12.1f} patches/s\n", name + " reader", pps);
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);
     for (const BenchResult::Shape& sh : r.model_shapes)
         t += fmt::format("    {:<26}{:>12.1f} patches/s\n",

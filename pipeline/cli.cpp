@@ -6,6 +6,7 @@
 #include <flowinfer/pipeline.hpp>
 
 #include "pipeline/cli_support.hpp"
+#include "pipeline/synthetic_jp2k.hpp"
 #include "stages/atomic_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -37,7 +38,7 @@ const char* const kSynopsis = R"(usage:
   flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--tissue-mask] [--profile] [--quiet]
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N]
   flowinfer demo [DIR] [--assets-only]
-  flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q]
+  flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F]
   flowinfer make-model OUT.pt --kind KIND [--param X]
   flowinfer COMMAND --help      (what COMMAND does and every option)
 
@@ -290,6 +291,7 @@ activation = "softmax"
 struct SynthArgs {
     std::string out;
     flowinfer::SyntheticSlideSpec spec;
+    std::string format = "tiff";
 };
 
 CLI::App* add_synth(CLI::App& app, SynthArgs& a) {
@@ -302,6 +304,11 @@ CLI::App* add_synth(CLI::App& app, SynthArgs& a) {
     cmd->add_option("--seed", s.seed, "Texture and tissue outline")->capture_default_str();
     cmd->add_option("--tissue", s.tissue_fraction, "Share of the area that is tissue")->capture_default_str();
     cmd->add_option("--quality", s.jpeg_quality, "JPEG quality; 0: lossless deflate")->capture_default_str();
+    cmd->add_option("--format", a.format,
+                    "tiff: generic pyramid (levels every 2x); svs: Aperio-style, the same tiles, levels every 4x; "
+                    "svs-jp2k, svs-jp2k-rgb: Aperio JPEG 2000 (33003 YCbCr, 33005 RGB), 240-pixel tiles")
+        ->check(CLI::IsMember({"tiff", "svs", "svs-jp2k", "svs-jp2k-rgb"}))
+        ->capture_default_str();
     return cmd;
 }
 
@@ -327,7 +334,10 @@ int cmd_synth(const SynthArgs& a) {
             std::fflush(stderr);
         };
     }
-    flowinfer::write_synthetic_slide(a.out, a.spec, progress);
+    if (a.format == "svs") flowinfer::write_synthetic_svs(a.out, a.spec, progress);
+    else if (a.format == "svs-jp2k") flowinfer::write_synthetic_jp2k_svs(a.out, a.spec, flowinfer::tiff::Jp2kColour::ycbcr);
+    else if (a.format == "svs-jp2k-rgb") flowinfer::write_synthetic_jp2k_svs(a.out, a.spec, flowinfer::tiff::Jp2kColour::rgb);
+    else flowinfer::write_synthetic_slide(a.out, a.spec, progress);
     if (progress) std::fprintf(stderr, "\n");
     std::printf("%s\n", a.out.c_str());
     return kOk;

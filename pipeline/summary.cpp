@@ -49,6 +49,12 @@ std::string summary_json(const RunSummary& s) {
         e["patches"] = r.patches;
         e["patches_skipped"] = r.patches_skipped;
         e["patches_unreadable"] = r.patches_unreadable;
+        if (!r.reader.empty()) e["reader"] = r.reader;
+        if (r.reader == "native") {
+            e["tiles_decoded"] = r.tiles_decoded;
+            e["tile_cache_hits"] = r.tile_cache_hits;
+            e["tile_cache_peak_mb"] = static_cast<double>(r.tile_cache_peak_bytes) / (1 << 20);
+        }
         e["wall_s"] = r.wall_s;
         Json& outputs = e["outputs"] = Json::array();
         for (const OutputInfo& o : r.outputs) {

@@ -100,7 +100,8 @@ if [ -n "$deps" ]; then
         -Dnlohmann_json_DIR="$deps/usr/share/cmake/nlohmann_json" -DCLI11_DIR="$deps/usr/share/cmake/CLI11"
         -DOPENSSL_ROOT_DIR="$deps/usr" -DOPENSSL_INCLUDE_DIR="$deps/usr/include"
         -DOPENSSL_CRYPTO_LIBRARY="$multi/libcrypto.so" -DPNG_PNG_INCLUDE_DIR="$deps/usr/include"
-        -DPNG_LIBRARY="$multi/libpng.so")
+        -DPNG_LIBRARY="$multi/libpng.so" -DJPEG_INCLUDE_DIR="$deps/usr/include"
+        -DJPEG_LIBRARY_RELEASE="$multi/libjpeg.so")
 fi
 if [ "$failed" = 0 ]; then
   if [ -f "$build/CMakeCache.txt" ]; then
@@ -111,7 +112,8 @@ if [ "$failed" = 0 ]; then
       step "configure against the bundle" cmake -S "$root" -B "$out/bundle-configure" -DFLOWINFER_TESTS=ON \
         -DFLOWINFER_PYTHON= -DCMAKE_PREFIX_PATH="$prefix" "${cfg[@]}"
       for lib in pkgcfg_lib_OPENSLIDE_openslide pkgcfg_lib_LIBTIFF_tiff TBB_DIR fmt_DIR Boost_DIR ZLIB_LIBRARY \
-                 nlohmann_json_DIR CLI11_DIR OPENSSL_CRYPTO_LIBRARY PNG_LIBRARY; do
+                 nlohmann_json_DIR CLI11_DIR OPENSSL_CRYPTO_LIBRARY PNG_LIBRARY JPEG_LIBRARY_RELEASE \
+                 pkgcfg_lib_OPENJPEG_openjp2; do
         grep -q "^$lib:.*=$deps/" "$out/bundle-configure/CMakeCache.txt" ||
           { record "configure against the bundle" failed 0 "$lib not from $deps"; failed=1; }
       done

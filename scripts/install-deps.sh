@@ -3,7 +3,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libtbb-dev libtorch-dev libopenslide-dev libtiff-dev
       libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev nlohmann-json3-dev libssl-dev
-      libpng-dev libcli11-dev libopenblas0-pthread python3-venv)
+      libpng-dev libcli11-dev libjpeg-dev libopenjp2-7-dev libopenblas0-pthread python3-venv)
 # libopenblas0-pthread: Debian's libtorch calls the generic libblas.so.3, which without it is
 # netlib's reference BLAS; OpenBLAS registers itself as that library's higher-priority
 # alternative (README, "Dependencies"; benchmarks/README.md has the before/after figures).

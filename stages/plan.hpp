@@ -34,4 +34,9 @@ private:
     std::atomic<std::int64_t>* total_;
 };
 
+// The decoded-tile cache a slide's walk needs to decode every tile once: per plan, a band
+// of tile rows across the read level as deep as a section of patch rows plus one tile row
+// (neighbouring sections share a row), at the decoded scale; at most cap_mb MB in all.
+std::int64_t tile_cache_bytes(const Slide& slide, const std::vector<SlidePlan>& plans, std::int64_t cap_mb);
+
 }  // namespace flowinfer

@@ -84,27 +84,28 @@ Patch ReadRegion::operator()(const PatchTask& task) const {
     const SlideContext& ctx = *task.ctx;
     if (ctx.failed() || task.key.placeholder) return patch;
     const SlidePlan& plan = ctx.plans[task.key.group];
+    const Slide& slide = *ctx.slide;
     const int n = plan.patch_size;
-    thread_local std::vector<std::uint32_t> argb;
     thread_local std::vector<std::uint8_t> region;
     patch.rgb.resize(static_cast<std::size_t>(n) * n * 3);
-    const double ds = plan.level_downsample;
-    // Footprint on the read level: the patch itself, or (resize) its area widened to whole pixels.
+    // Footprint on the read level: the patch itself, or (resize) its area widened to whole
+    // pixels. A shrink by 2, 4 or 8 that the decoder can do itself needs no footprint.
     const bool direct = plan.resize == 1.0;
+    const int scale = static_cast<int>(plan.resize);
+    const bool scaled = !direct && scale == plan.resize && slide.reads_scaled(plan.level, scale);
     const double fx = task.key.x * plan.resize, fy = task.key.y * plan.resize;
     const std::int64_t x0 = direct ? task.key.x : static_cast<std::int64_t>(std::floor(fx));
     const std::int64_t y0 = direct ? task.key.y : static_cast<std::int64_t>(std::floor(fy));
     const std::int64_t span = direct ? n : static_cast<std::int64_t>(std::ceil(n * plan.resize)) + 1;
-    argb.resize(static_cast<std::size_t>(span * span));
     std::uint8_t* into = patch.rgb.data();
-    if (!direct) {
+    if (!direct && !scaled) {
         region.resize(static_cast<std::size_t>(span * span * 3));
         into = region.data();
     }
     const auto read = [&](bool isolated) {
-        const std::int64_t lx = std::llround(x0 * ds), ly = std::llround(y0 * ds);
-        if (isolated) ctx.slide->read_rgb_isolated(lx, ly, plan.level, span, span, argb.data(), into);
-        else ctx.slide->read_rgb(lx, ly, plan.level, span, span, argb.data(), into);
+        if (scaled) slide.read_level_scaled(plan.level, scale, task.key.x, task.key.y, n, n, into);
+        else if (isolated) slide.read_level_isolated(plan.level, x0, y0, span, span, into);
+        else slide.read_level(plan.level, x0, y0, span, span, into);
     };
     try {
         try {
@@ -113,7 +114,7 @@ Patch ReadRegion::operator()(const PatchTask& task) const {
             if (on_error_ == ReadErrorPolicy::fail) throw;
             read(true);  // this region's own error, or a neighbour's that broke the shared handle?
         }
-        if (!direct) area_resize(region.data(), span, span, fx - x0, fy - y0, plan.resize, n, patch.rgb.data());
+        if (!direct && !scaled) area_resize(region.data(), span, span, fx - x0, fy - y0, plan.resize, n, patch.rgb.data());
     } catch (const SlideError& e) {
         patch.rgb.clear();
         if (on_error_ == ReadErrorPolicy::fail) {

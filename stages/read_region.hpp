@@ -1,17 +1,20 @@
-// read_region stage: reads one patch from OpenSlide as RGB on the working grid.
+// read_region stage: reads one patch as RGB on the working grid, from the slide's reader
+// (the native tile reader or OpenSlide, see slide.hpp).
 //
 // Thread safety: operator() is const and runs on `runtime.readers` threads at once; the
-// slide handle is shared (OpenSlide is thread-safe) and scratch buffers are per thread.
+// slide is shared (both readers are thread-safe) and scratch buffers are per thread.
 //
-// A region OpenSlide cannot read (a corrupt tile) fails the slide, or with
+// A region that cannot be read (a corrupt tile) fails the slide, or with
 // runtime.on_read_error = "skip" makes the patch unreadable: it flows on without pixels, is
 // counted in the slide's patches_unreadable, and the sinks leave it out. Before a patch is
 // called unreadable its region is read once more on a handle of its own, because a failed
-// read also breaks the shared handle for the reads running beside it (see slide.hpp).
+// OpenSlide read also breaks the shared handle for the reads running beside it.
 //
 // When the plan resizes (no level at the requested mpp), the patch's footprint on the read
 // level is read and shrunk with area averaging: each output pixel is the mean of the level
-// pixels it covers, fractional coverage weighted, as an anti-aliased downscale must be.
+// pixels it covers, fractional coverage weighted, as an anti-aliased downscale must be. A
+// shrink by exactly 2, 4 or 8 of a JPEG level read natively is done by the JPEG decoder
+// instead (the DCT-domain scaled IDCT): no full decode, no averaging pass.
 #pragma once
 
 #include "stages/messages.hpp"

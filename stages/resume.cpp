@@ -75,6 +75,9 @@ std::string resume_settings(const Config& cfg) {
     s += fmt::format("tiling.tissue={}\n", cfg.tissue);
     if (cfg.tissue) s += fmt::format("tiling.tissue_threshold={}\ntissue_preview={}\n", num(cfg.tissue_threshold), cfg.tissue_preview);
     s += fmt::format("runtime.on_read_error={}\n", to_string(cfg.on_read_error));
+    // The native reader gives a level's own pixels where OpenSlide resamples (non-integer
+    // downsamples) and shrinks JPEG by 2/4/8 in the decoder: other pixels, so other outputs.
+    s += fmt::format("runtime.reader={}\n", to_string(cfg.reader));
     for (std::size_t i = 0; i < cfg.models.size(); ++i) {
         const ModelConfig& m = cfg.models[i];
         const Tiling t = tiling_for(cfg, m);

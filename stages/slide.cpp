@@ -1,13 +1,18 @@
 #include "stages/slide.hpp"
 
+#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/reader.hpp"
+
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
 #include <openslide.h>
 
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 namespace flowinfer {
 
@@ -43,9 +48,28 @@ struct Slide::Handle {
     Handle& operator=(const Handle&) = delete;
 };
 
-Slide::Slide(std::string path) : path_(std::move(path)), handle_(std::make_shared<Handle>(path_)) {
-    if (level_count() < 1 || level_width(0) <= 0 || level_height(0) <= 0)
+Slide::Slide(std::string path, SlideReader reader) : path_(std::move(path)), handle_(std::make_shared<Handle>(path_)) {
+    openslide_t* osr = handle_->osr;
+    const int n = openslide_get_level_count(osr);
+    for (int l = 0; l < n; ++l) {
+        LevelInfo info;
+        openslide_get_level_dimensions(osr, l, &info.width, &info.height);
+        info.downsample = openslide_get_level_downsample(osr, l);
+        levels_.push_back(info);
+    }
+    if (levels_.empty() || levels_[0].width <= 0 || levels_[0].height <= 0)
         throw SlideError(path_, "slide has no readable level");
+    if (reader == SlideReader::openslide) return;
+    std::vector<tiff::LevelShape> shapes;
+    for (const LevelInfo& l : levels_) shapes.push_back({l.width, l.height, l.downsample});
+    const char* vendor = openslide_get_property_value(osr, OPENSLIDE_PROPERTY_NAME_VENDOR);
+    try {
+        native_ = tiff::TiffTileReader::open(path_, vendor ? vendor : "", shapes, native_why_);
+    } catch (const tiff::TileDecodeError& e) {
+        native_why_ = e.what();
+    }
+    if (!native_ && reader == SlideReader::native)
+        throw SlideError(path_, "runtime.reader = \"native\" cannot read it: " + native_why_);
 }
 
 Slide::~Slide() = default;
@@ -55,21 +79,19 @@ std::shared_ptr<Slide::Handle> Slide::current() const {
     return handle_;
 }
 
-int Slide::level_count() const { return openslide_get_level_count(current()->osr); }
+int Slide::level_count() const { return static_cast<int>(levels_.size()); }
 
 std::int64_t Slide::level_width(int level) const {
-    std::int64_t w = 0, h = 0;
-    openslide_get_level_dimensions(current()->osr, level, &w, &h);
-    return w;
+    return level >= 0 && level < level_count() ? levels_[static_cast<std::size_t>(level)].width : -1;
 }
 
 std::int64_t Slide::level_height(int level) const {
-    std::int64_t w = 0, h = 0;
-    openslide_get_level_dimensions(current()->osr, level, &w, &h);
-    return h;
+    return level >= 0 && level < level_count() ? levels_[static_cast<std::size_t>(level)].height : -1;
 }
 
-double Slide::level_downsample(int level) const { return openslide_get_level_downsample(current()->osr, level); }
+double Slide::level_downsample(int level) const {
+    return level >= 0 && level < level_count() ? levels_[static_cast<std::size_t>(level)].downsample : -1.0;
+}
 
 double Slide::mpp() const {
     const std::shared_ptr<Handle> h = current();
@@ -142,6 +164,75 @@ void Slide::read_rgb_isolated(std::int64_t x0, std::int64_t y0, int level, std::
                               std::uint32_t* argb, std::uint8_t* rgb) const {
     const Handle own(path_);
     read_on(own, x0, y0, level, w, h, argb, rgb);
+}
+
+void Slide::fail_native(int level, const std::exception& e) const {
+    const std::string what = e.what();
+    // The reader names the level and tile itself.
+    throw SlideError(path_, what.rfind("level ", 0) == 0 ? "reading " + what
+                                                         : fmt::format("reading level {}: {}", level, what));
+}
+
+void Slide::read_level(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
+                       std::uint8_t* rgb) const {
+    if (native_) {
+        try {
+            native_->read(level, x, y, w, h, 1, rgb);
+        } catch (const tiff::TileDecodeError& e) {
+            fail_native(level, e);
+        }
+        return;
+    }
+    thread_local std::vector<std::uint32_t> argb;
+    argb.resize(static_cast<std::size_t>(w * h));
+    const double ds = level_downsample(level);
+    read_rgb(std::llround(static_cast<double>(x) * ds), std::llround(static_cast<double>(y) * ds), level, w, h,
+             argb.data(), rgb);
+}
+
+void Slide::read_level_isolated(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
+                                std::uint8_t* rgb) const {
+    if (native_) return read_level(level, x, y, w, h, rgb);
+    thread_local std::vector<std::uint32_t> argb;
+    argb.resize(static_cast<std::size_t>(w * h));
+    const double ds = level_downsample(level);
+    read_rgb_isolated(std::llround(static_cast<double>(x) * ds), std::llround(static_cast<double>(y) * ds), level, w,
+                      h, argb.data(), rgb);
+}
+
+bool Slide::reads_scaled(int level, int scale) const { return native_ && scale > 1 && native_->scales(level, scale); }
+
+void Slide::read_level_scaled(int level, int scale, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
+                              std::uint8_t* rgb) const {
+    if (!reads_scaled(level, scale))
+        throw SlideError(path_, fmt::format("level {} cannot be decoded at 1/{}", level, scale));
+    try {
+        native_->read(level, x, y, w, h, scale, rgb);
+    } catch (const tiff::TileDecodeError& e) {
+        fail_native(level, e);
+    }
+}
+
+std::string Slide::codec(int level) const { return native_ ? native_->codec(level) : std::string(); }
+
+int Slide::tile_width(int level) const { return native_ ? native_->tile_width(level) : 256; }
+int Slide::tile_height(int level) const { return native_ ? native_->tile_height(level) : 256; }
+
+void Slide::set_tile_cache_bytes(std::int64_t bytes) const {
+    if (native_) native_->set_cache_bytes(bytes);
+}
+
+std::int64_t Slide::tile_cache_bytes() const { return native_ ? native_->cache_bytes() : 0; }
+
+Slide::ReadStats Slide::read_stats() const {
+    ReadStats r;
+    if (!native_) return r;
+    const tiff::TileCacheStats s = native_->cache_stats();
+    r.tiles_decoded = s.decoded;
+    r.tile_cache_hits = s.hits;
+    r.tile_cache_waits = s.waited;
+    r.tile_cache_peak_bytes = s.peak_bytes;
+    return r;
 }
 
 }  // namespace flowinfer

@@ -184,17 +184,13 @@ TissueMask compute_tissue_mask(const Slide& slide, double saturation_threshold,
     const std::int64_t nx = (lw + chunk - 1) / chunk, ny = (lh + chunk - 1) / chunk;
     tbb::parallel_for(tbb::blocked_range<std::int64_t>(0, nx * ny, 1),
                       [&](const tbb::blocked_range<std::int64_t>& r) {
-        std::vector<std::uint32_t> argb;
         std::vector<std::uint8_t> rgb;
         std::vector<std::uint64_t> acc;
         for (std::int64_t c = r.begin(); c < r.end(); ++c) {
             const std::int64_t cx = (c % nx) * chunk, cy = (c / nx) * chunk;
             const std::int64_t cw = std::min(chunk, lw - cx), ch = std::min(chunk, lh - cy);
-            argb.resize(static_cast<std::size_t>(cw * ch));
             rgb.resize(static_cast<std::size_t>(cw * ch * 3));
-            slide.read_rgb(std::llround(static_cast<double>(cx) * lds),
-                           std::llround(static_cast<double>(cy) * lds), level, cw, ch,
-                           argb.data(), rgb.data());
+            slide.read_level(level, cx, cy, cw, ch, rgb.data());
             const std::int64_t ox0 = cx / f, oy0 = cy / f;
             const std::int64_t ow = (cw + f - 1) / f, oh = (ch + f - 1) / f;
             acc.assign(static_cast<std::size_t>(ow * oh * 3), 0);

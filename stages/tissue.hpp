@@ -2,7 +2,7 @@
 // threshold, removal of small objects and small holes), as WSInfer and TIAToolbox do.
 //
 // Thread safety: all functions are reentrant. compute_tissue_mask() reads the slide from
-// several TBB threads at once (an openslide_t is thread-safe for reads), so one Slide may be
+// several TBB threads at once (a Slide is thread-safe for reads), so one Slide may be
 // shared with other readers. A TissueMask is a plain value: const access from any thread.
 #pragma once
 

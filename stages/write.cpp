@@ -59,6 +59,13 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
         r.patches_skipped += static_cast<std::int64_t>(p.skipped());
     }
     r.patches_unreadable = ctx.patches_unreadable.load(std::memory_order_relaxed);
+    if (ctx.slide) {
+        r.reader = ctx.slide->reader();
+        const Slide::ReadStats st = ctx.slide->read_stats();
+        r.tiles_decoded = st.tiles_decoded;
+        r.tile_cache_hits = st.tile_cache_hits;
+        r.tile_cache_peak_bytes = st.tile_cache_peak_bytes;
+    }
     if (!ctx.failed()) finish_outputs(ctx);
     r.status = ctx.failed() ? SlideStatus::failed : SlideStatus::ok;
     if (r.ok()) {

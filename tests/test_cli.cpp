@@ -341,6 +341,18 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
     BOOST_TEST(json.find("\"device\": \"cpu\"") != std::string::npos);
     BOOST_TEST(fit::parse_json(json)["stages"]["read_region"].has("busy_s"));
     BOOST_TEST(fit::parse_json(json)["blas"].s != "");
+    // Both readers, each the median of its rounds; read_patches_per_s is the one in use.
+    const fit::Json j = fit::parse_json(json);
+    BOOST_TEST(j["reader"].s == "native");
+    for (const char* name : {"native", "openslide"}) {
+        std::vector<double> v;
+        for (const fit::Json& round : j["rounds"].items) v.push_back(round["read_by_reader"][name].n);
+        BOOST_REQUIRE(v.size() == 3u);
+        std::sort(v.begin(), v.end());
+        BOOST_TEST(j["read_patches_per_s_by_reader"][name].n == v[1], name);
+    }
+    BOOST_TEST(j["read_patches_per_s_by_reader"]["native"].n == read, boost::test_tools::tolerance(1e-4));
+    BOOST_TEST(contains(r, "openslide reader"));
     // More readers than cores: still no library warning (TBB's "number of workers is
     // currently limited" came from the read ceiling's arena).
     const unsigned readers = 2 * std::thread::hardware_concurrency() + 1;

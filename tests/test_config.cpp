@@ -237,6 +237,17 @@ BOOST_AUTO_TEST_CASE(enum_spellings) {
     BOOST_TEST(to_string(flowinfer::ReadErrorPolicy::skip) == std::string("skip"));
     expect_error(kMinimal + "[runtime]\non_read_error = \"ignore\"\n", "runtime.on_read_error", 9, 17,
                  "must be one of: fail, skip (got 'ignore')");
+    BOOST_TEST((parse(kMinimal).reader == flowinfer::SlideReader::automatic));
+    for (auto r : {flowinfer::SlideReader::automatic, flowinfer::SlideReader::native, flowinfer::SlideReader::openslide}) {
+        BOOST_TEST((parse(kMinimal + "[runtime]\nreader = \"" + to_string(r) + "\"\n").reader == r));
+        BOOST_TEST((parse(kMinimal, {std::string("runtime.reader=") + to_string(r)}).reader == r));
+    }
+    expect_error(kMinimal + "[runtime]\nreader = \"cucim\"\n", "runtime.reader", 9, 10,
+                 "must be one of: auto, native, openslide (got 'cucim')");
+    BOOST_TEST(parse(kMinimal).tile_cache_mb == 1024);
+    BOOST_TEST(parse(kMinimal + "[runtime]\ntile_cache_mb = 0\n").tile_cache_mb == 0);
+    BOOST_TEST(parse(kMinimal, {"runtime.tile_cache_mb=64"}).tile_cache_mb == 64);
+    expect_error(kMinimal + "[runtime]\ntile_cache_mb = -1\n", "runtime.tile_cache_mb", 9, 17, "between 0 and");
 }
 
 // ---------------------------------------------------------------------------------------------

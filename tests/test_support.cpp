@@ -2,12 +2,15 @@
 
 #include "stages/model.hpp"
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include <openslide.h>
 #include <tiffio.h>
 
+#include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -97,6 +100,37 @@ Image read_level(const std::string& path, int level) {
         }
     }
     return img;
+}
+
+OracleStats mean_oracle(const std::string& slide, const std::string& output, int shrink, int level,
+                        double (*expect)(double)) {
+    const Image src = fit::read_level(slide, level);
+    const Image out = fit::read_level(output, 0);
+    BOOST_TEST(out.width == src.width / shrink);
+    BOOST_TEST(out.height == src.height / shrink);
+    OracleStats st;
+    double sum = 0;
+    for (std::int64_t y = 0; y + 1 < out.height; ++y) {
+        for (std::int64_t x = 0; x + 1 < out.width; ++x) {
+            double acc = 0;
+            for (int dy = 0; dy < shrink; ++dy)
+                for (int dx = 0; dx < shrink; ++dx) {
+                    const std::uint8_t* p = src.at(x * shrink + dx, y * shrink + dy);
+                    acc += (p[0] + p[1] + p[2]) / 3.0;
+                }
+            const int want = int(std::lround(expect(acc / (shrink * shrink))));
+            const int got = out.at(x, y)[0];
+            st.worst = std::max(st.worst, std::abs(got - want));
+            st.bad += std::abs(got - want) > 3;
+            sum += std::abs(got - want);
+            ++st.checked;
+        }
+    }
+    st.mean = st.checked ? sum / st.checked : 0;
+    BOOST_TEST_MESSAGE(fmt::format("{}: {} pixels, worst |diff| {}, mean {:.3f}, {} off by more than 3", output,
+                                   st.checked, st.worst, st.mean, st.bad));
+    BOOST_TEST(st.checked > 0);
+    return st;
 }
 
 int level_count(const std::string& path) {

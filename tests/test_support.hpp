@@ -48,6 +48,19 @@ int level_count(const std::string& slide);
 double level_downsample(const std::string& slide, int level);
 std::string property(const std::string& slide, const std::string& name);  // "" if absent
 
+// The geometry oracle, for a map made by the pointwise-mean demo model: every output pixel
+// equals the mean of R, G, B of the slide's own pixels at the working resolution (`level`,
+// read whole through OpenSlide, area-averaged by `shrink`), passed through `expect`, except
+// the last row and column. `bad` counts pixels off by more than 3.
+struct OracleStats {
+    std::int64_t checked = 0, bad = 0;
+    int worst = 0;
+    double mean = 0;  // |diff|
+};
+inline double identity(double v) { return v; }
+OracleStats mean_oracle(const std::string& slide, const std::string& output, int shrink, int level = 0,
+                        double (*expect)(double) = identity);
+
 struct CmdResult {
     int exit_code = -1;
     std::string output;  // stdout and stderr together

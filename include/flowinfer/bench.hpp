@@ -9,6 +9,7 @@
 #include <flowinfer/pipeline.hpp>
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,7 +41,10 @@ struct BenchResult {
         double patches_per_s = 0;
     };
     std::vector<Shape> model_shapes;  // every (calls x threads) the model ceiling tried
-    double read_patches_per_s = 0;
+    std::string reader;  // the slide reader runtime.reader chose ("native" or "openslide")
+    double read_patches_per_s = 0;  // with `reader`
+    // The read ceiling of each reader that reads the slide, measured in the same rounds.
+    std::map<std::string, double> read_patches_per_s_by_reader;
     double model_patches_per_s = 0;
     double sequential_patches_per_s = 0;
     double pipeline_patches_per_s = 0;
@@ -52,6 +56,7 @@ struct BenchResult {
     // spread says how noisy the machine was around the medians.
     struct Round {
         double read = 0, model = 0, sequential = 0, pipeline = 0;
+        std::map<std::string, double> read_by_reader;
     };
     std::vector<Round> rounds;
     RunSummary pipeline, sequential;

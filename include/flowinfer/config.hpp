@@ -23,6 +23,9 @@ enum class Compression { deflate, lzw, none };
 // What a region OpenSlide cannot read (a corrupt tile) does: fail its slide, or leave that
 // patch out and go on.
 enum class ReadErrorPolicy { fail, skip };
+// Who reads slide tiles: automatic (the native reader where it supports the slide, else
+// OpenSlide), native (fail a slide it does not support), or openslide.
+enum class SlideReader { automatic, native, openslide };
 
 // A class name and its display colour (GeoJSON classification, label-map palette).
 struct ClassSpec {
@@ -104,6 +107,10 @@ struct Config {
     // fail: a read error fails the slide. skip: the patch is left out (0 in maps, no row, no
     // objects) and counted in summary.json's patches_unreadable; the slide goes on.
     ReadErrorPolicy on_read_error = ReadErrorPolicy::fail;
+    SlideReader reader = SlideReader::automatic;
+    // Decoded tiles kept per open slide by the native reader: a band of tile rows as deep
+    // as the walk's sections, at most this many MB (README, "Memory").
+    std::int64_t tile_cache_mb = 1024;
 
     // [[models]]
     std::vector<ModelConfig> models;
@@ -128,5 +135,6 @@ const char* to_string(Blend b) noexcept;
 const char* to_string(Task t) noexcept;
 const char* to_string(DetectionFormat f) noexcept;
 const char* to_string(ReadErrorPolicy p) noexcept;
+const char* to_string(SlideReader r) noexcept;
 
 }  // namespace flowinfer

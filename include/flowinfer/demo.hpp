@@ -38,6 +38,12 @@ using SyntheticProgressFn = std::function<void(const SyntheticProgress&)>;
 void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& spec,
                            const SyntheticProgressFn& progress = {});
 
+// The same pixels as an Aperio-style SVS: level 0 and the levels at downsample 4, 16, ...
+// (Aperio's spacing: no level at 2x), the same compressed tiles, an Aperio ImageDescription
+// with the MPP, so OpenSlide and the native reader see an "aperio" slide.
+void write_synthetic_svs(const std::string& path, const SyntheticSlideSpec& spec,
+                         const SyntheticProgressFn& progress = {});
+
 // The RGB value write_synthetic_slide() puts at level-0 pixel (x, y) before compression
 // (lets tests compare against an independent computation with deflate slides).
 void synthetic_pixel(const SyntheticSlideSpec& spec, std::int64_t x, std::int64_t y,

@@ -78,6 +78,10 @@ struct SlideResult {
     std::int64_t patches = 0;             // patches run (every read group)
     std::int64_t patches_skipped = 0;     // left out by tissue detection
     std::int64_t patches_unreadable = 0;  // of `patches`, left out as unreadable (on_read_error = "skip")
+    // Who read the pixels: "native" or "openslide" (runtime.reader); empty if never opened.
+    std::string reader;
+    // Native reader: tiles decoded, found in the decoded-tile cache, and the cache's most bytes.
+    std::int64_t tiles_decoded = 0, tile_cache_hits = 0, tile_cache_peak_bytes = 0;
     double wall_s = 0.0;
     std::vector<OutputInfo> outputs;
 };

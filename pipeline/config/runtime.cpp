@@ -24,6 +24,13 @@ void read_runtime(const Context& c, const toml::table& root, Config& cfg) {
         cfg.on_read_error = read_choice<ReadErrorPolicy>(c, "runtime.on_read_error", *n,
                                                          {{"fail", ReadErrorPolicy::fail},
                                                           {"skip", ReadErrorPolicy::skip}});
+    if (const toml::node* n = t->get("reader"))
+        cfg.reader = read_choice<SlideReader>(c, "runtime.reader", *n,
+                                              {{"auto", SlideReader::automatic},
+                                               {"native", SlideReader::native},
+                                               {"openslide", SlideReader::openslide}});
+    if (const toml::node* n = t->get("tile_cache_mb"))
+        cfg.tile_cache_mb = read_int(c, "runtime.tile_cache_mb", *n, 0, 1 << 20);
 }
 
 // After [[models]]: max_in_flight bounds the patches waiting to be batched, so it is checked
@@ -47,7 +54,8 @@ const TableSchema& runtime_table() {
     static const TableSchema schema{"runtime",
                                     Shape::table,
                                     {"device", "readers", "max_in_flight", "threads",
-                                     "torch_threads", "infer_slots", "on_read_error"},
+                                     "torch_threads", "infer_slots", "on_read_error", "reader",
+                                     "tile_cache_mb"},
                                     read_runtime,
                                     check_in_flight};
     return schema;
@@ -61,6 +69,15 @@ const char* to_string(ReadErrorPolicy p) noexcept {
     switch (p) {
         case ReadErrorPolicy::fail: return "fail";
         case ReadErrorPolicy::skip: return "skip";
+    }
+    return "?";
+}
+
+const char* to_string(SlideReader r) noexcept {
+    switch (r) {
+        case SlideReader::automatic: return "auto";
+        case SlideReader::native: return "native";
+        case SlideReader::openslide: return "openslide";
     }
     return "?";
 }
