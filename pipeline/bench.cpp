@@ -231,6 +231,7 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
             now.read_by_reader[name] = read_ceiling(cfg, smp, opt.ceiling_seconds);
         }
         now.read = now.read_by_reader.at(r.reader);
+        if (opt.reads_only) continue;
         BenchResult m;
         model_ceiling(cfg, sample, opt, m);
         now.model = m.model_patches_per_s;
@@ -258,6 +259,7 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
         for (const BenchResult::Round& x : r.rounds) v.push_back(x.read_by_reader.at(name));
         r.read_patches_per_s_by_reader[name] = v[median_index(v)];
     }
+    if (opt.reads_only) return r;
     // The model ceiling: the shape with the best median (every round tries the same shapes,
     // in the same order).
     r.model_patches_per_s = 0;
@@ -341,6 +343,19 @@ std::string bench_json(const BenchResult& r) {
 }
 
 std::string bench_table(const BenchResult& r) {
+    if (r.pipeline_patches_per_s == 0) {  // --reads-only
+        std::string t = fmt::format("slide {}  patch {}  readers {}  threads {}\n", fs::path(r.slide).filename().string(),
+                                    r.patch_size, r.readers, r.threads);
+        t += fmt::format("  {:<28}{:>12.1f} patches/s\n", fmt::format("read ceiling ({})", r.reader), r.read_patches_per_s);
+        for (const auto& [name, pps] : r.read_patches_per_s_by_reader)
+            t += fmt::format("    {:<26}{:>12.1f} patches/s\n", name + " reader", pps);
+        for (std::size_t i = 0; i < r.rounds.size(); ++i) {
+            std::string line = fmt::format("    round {:<20}", i + 1);
+            for (const auto& [name, pps] : r.rounds[i].read_by_reader) line += fmt::format("{:>12.1f} {}", pps, name);
+            t += line + "\n";
+        }
+        return t;
+    }
     std::string t = fmt::format("slide {}  model {}  {} {}  patch {}  batch {} (forward calls of {})  readers {}  "
                                 "threads {}  torch threads {} (model ceiling: {} call(s) x {} threads)\n",
                                 fs::path(r.slide).filename().string(), r.model, r.device, r.precision, r.patch_size,

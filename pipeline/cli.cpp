@@ -36,7 +36,7 @@ constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when i
 
 const char* const kSynopsis = R"(usage:
   flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--tissue-mask] [--profile] [--quiet]
-  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N]
+  flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N] [--reads-only]
   flowinfer demo [DIR] [--assets-only]
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F]
   flowinfer make-model OUT.pt --kind KIND [--param X]
@@ -190,6 +190,7 @@ CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
     cmd->add_option("--ceiling-seconds", a.opt.ceiling_seconds, "Length of each ceiling window")
         ->capture_default_str();
     cmd->add_option("--repeat", a.opt.repeat, "Interleaved rounds; the median counts")->capture_default_str();
+    cmd->add_flag("--reads-only", a.opt.reads_only, "Only the read ceilings, of every reader that reads the slide");
     return cmd;
 }
 
@@ -202,6 +203,8 @@ int cmd_bench(const BenchArgs& a) {
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);
     const fs::path out = fs::path(cfg.output_dir) / "bench.json";
+    std::error_code ec;
+    fs::create_directories(cfg.output_dir, ec);  // --reads-only runs nothing that would make it
     flowinfer::write_file_atomically(out.string(), flowinfer::bench_json(r));
     std::printf("bench: %s\n", out.c_str());
     return kOk;

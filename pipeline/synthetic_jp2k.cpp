@@ -86,18 +86,6 @@ OPJ_BOOL sink_seek(OPJ_OFF_T to, void* user) {
     return OPJ_TRUE;
 }
 
-void keep_first_opj_error(const char* msg, void* user) noexcept {
-    auto& first = *static_cast<std::string*>(user);
-    if (!first.empty() || !msg) return;
-    try {
-        std::string m(msg);
-        while (!m.empty() && std::isspace(static_cast<unsigned char>(m.back()))) m.pop_back();
-        first = std::move(m);
-    } catch (...) {
-    }
-}
-void ignore_opj_message(const char*, void*) noexcept {}
-
 struct StreamFree {
     void operator()(opj_stream_t* s) const { opj_stream_destroy(s); }
 };
@@ -183,9 +171,9 @@ std::vector<std::uint8_t> encode_tile(const std::uint8_t* rgb, int T, Jp2kColour
     std::string error;
     std::unique_ptr<opj_codec_t, CodecFree> codec(opj_create_compress(OPJ_CODEC_J2K));
     if (!codec) throw std::runtime_error("OpenJPEG cannot create an encoder");
-    opj_set_info_handler(codec.get(), ignore_opj_message, nullptr);
-    opj_set_warning_handler(codec.get(), ignore_opj_message, nullptr);
-    opj_set_error_handler(codec.get(), keep_first_opj_error, &error);
+    opj_set_info_handler(codec.get(), tiff::ignore_opj_message, nullptr);
+    opj_set_warning_handler(codec.get(), tiff::ignore_opj_message, nullptr);
+    opj_set_error_handler(codec.get(), tiff::keep_first_opj_error, &error);
     const auto fail = [&](const char* what) {
         throw std::runtime_error(error.empty() ? std::string(what) : fmt::format("{}: OpenJPEG error: {}", what, error));
     };

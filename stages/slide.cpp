@@ -1,6 +1,6 @@
 #include "stages/slide.hpp"
 
-#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/tile.hpp"
 #include "stages/tiff/reader.hpp"
 
 #include <flowinfer/errors.hpp>

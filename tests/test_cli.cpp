@@ -262,6 +262,19 @@ BOOST_AUTO_TEST_CASE(make_model_and_synth_commands) {
     auto r = run("synth " + (dir / "s.tiff") + " --width 700 --height 500 --quality 0");
     BOOST_TEST(r.exit_code == 0);
     BOOST_TEST(fit::read_level(dir / "s.tiff", 0).width == 700);
+    // --format: the Aperio-style SVS (JPEG, JPEG 2000 YCbCr and RGB), which OpenSlide sees as such.
+    for (const char* f : {"svs", "svs-jp2k", "svs-jp2k-rgb"}) {
+        const std::string out = dir / (std::string(f) + ".svs");
+        r = run("synth " + out + " --width 1100 --height 700 --format " + f);
+        BOOST_TEST(r.exit_code == 0, f << ": " << r.output);
+        BOOST_TEST(fit::property(out, "openslide.vendor") == "aperio", f);
+        BOOST_TEST(fit::level_count(out) >= 2, f);
+        BOOST_TEST(fit::level_downsample(out, 1) == 4.0, boost::test_tools::tolerance(0.01));
+    }
+    BOOST_TEST(fit::property(dir / "svs-jp2k.svs", "aperio.MPP") == "0.25");
+    r = run("synth " + (dir / "x.svs") + " --format ndpi");
+    BOOST_TEST(r.exit_code == 2);
+    BOOST_TEST(contains(r, "--format"));
     r = run("make-model " + (dir / "c.pt") + " --kind constant --param 0.25");
     BOOST_TEST(r.exit_code == 0);
     r = run("make-model " + (dir / "c.pt") + " --kind nonsense");
@@ -353,6 +366,16 @@ BOOST_AUTO_TEST_CASE(bench_writes_every_figure) {
     }
     BOOST_TEST(j["read_patches_per_s_by_reader"]["native"].n == read, boost::test_tools::tolerance(1e-4));
     BOOST_TEST(contains(r, "openslide reader"));
+    // --reads-only: the reader ceilings alone, nothing run.
+    r = run("bench " + cfg + " --reads-only --patches 8 --ceiling-seconds 0.05 --repeat 2 --set output.dir=" +
+            (dir / "reads"));
+    BOOST_REQUIRE(r.exit_code == 0);
+    const fit::Json ro = fit::parse_json(fit::read_text(dir / "reads/bench.json"));
+    BOOST_TEST(ro["read_patches_per_s_by_reader"]["native"].n > 0);
+    BOOST_TEST(ro["read_patches_per_s_by_reader"]["openslide"].n > 0);
+    BOOST_TEST(ro["pipeline_patches_per_s"].n == 0);
+    BOOST_TEST(ro["rounds"].items.size() == 2u);
+    BOOST_TEST(!fit::files_ending_with(dir / "reads", ".tif").size());
     // More readers than cores: still no library warning (TBB's "number of workers is
     // currently limited" came from the read ceiling's arena).
     const unsigned readers = 2 * std::thread::hardware_concurrency() + 1;

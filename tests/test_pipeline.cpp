@@ -32,24 +32,7 @@ struct Fixture {
     // A pointwise config: mean 0, std 1, no activation: output = round(255 * mean(RGB)/255).
     Config config(const std::vector<std::string>& slides, const std::string& model_path, int patch = 256,
                   int overlap = 0) {
-        Config c;
-        c.source = "test";
-        c.slides = slides;
-        c.output_dir = dir / "out";
-        c.patch_size = patch;
-        c.overlap = overlap;
-        c.readers = 2;
-        c.max_in_flight = 32;
-        c.torch_threads = 1;
-        ModelConfig m;
-        m.name = "mean";
-        m.path = model_path;
-        m.batch_size = 4;
-        m.mean = {0, 0, 0};
-        m.std = {1, 1, 1};
-        m.activation = Activation::none;
-        c.models.push_back(m);
-        return c;
+        return fit::mean_config(slides, model_path, dir / "out", patch, overlap);
     }
     std::string synthetic(const std::string& name, std::int64_t w, std::int64_t h, double mpp = 0.25) {
         const std::string path = dir / name;

@@ -22,24 +22,9 @@ namespace {
 struct Fixture {
     fit::TempDir dir;
     Config config(const std::string& slide, SlideReader reader, int patch, int overlap) {
-        Config c;
-        c.source = "test";
-        c.slides = {slide};
-        c.output_dir = dir / fmt::format("out-{}", runs++);
-        c.patch_size = patch;
-        c.overlap = overlap;
-        c.readers = 2;
-        c.max_in_flight = 32;
-        c.torch_threads = 1;
+        Config c = fit::mean_config({slide}, fit::demo_model(dir, DemoModel::pointwise_mean),
+                                    dir / fmt::format("out-{}", runs++), patch, overlap);
         c.reader = reader;
-        ModelConfig m;
-        m.name = "mean";
-        m.path = fit::demo_model(dir, DemoModel::pointwise_mean);
-        m.batch_size = 4;
-        m.mean = {0, 0, 0};
-        m.std = {1, 1, 1};
-        m.activation = Activation::none;
-        c.models.push_back(m);
         return c;
     }
     const SlideResult& run_ok(const Config& c) {

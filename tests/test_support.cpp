@@ -102,6 +102,28 @@ Image read_level(const std::string& path, int level) {
     return img;
 }
 
+flowinfer::Config mean_config(const std::vector<std::string>& slides, const std::string& model_path,
+                              const std::string& output_dir, int patch, int overlap) {
+    flowinfer::Config c;
+    c.source = "test";
+    c.slides = slides;
+    c.output_dir = output_dir;
+    c.patch_size = patch;
+    c.overlap = overlap;
+    c.readers = 2;
+    c.max_in_flight = 32;
+    c.torch_threads = 1;
+    flowinfer::ModelConfig m;
+    m.name = "mean";
+    m.path = model_path;
+    m.batch_size = 4;
+    m.mean = {0, 0, 0};
+    m.std = {1, 1, 1};
+    m.activation = flowinfer::Activation::none;
+    c.models.push_back(m);
+    return c;
+}
+
 OracleStats mean_oracle(const std::string& slide, const std::string& output, int shrink, int level,
                         double (*expect)(double)) {
     const Image src = fit::read_level(slide, level);

@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <flowinfer/config.hpp>
 #include <flowinfer/demo.hpp>
 
 #include <cstdint>
@@ -47,6 +48,12 @@ Image read_level(const std::string& slide, int level);
 int level_count(const std::string& slide);
 double level_downsample(const std::string& slide, int level);
 std::string property(const std::string& slide, const std::string& name);  // "" if absent
+
+// A config that runs the pointwise-mean demo model at `model_path` (mean 0, std 1, no
+// activation: output = round(mean of R, G, B)) on `slides` into `output_dir`, 2 readers,
+// 32 patches in flight, batches of 4, one LibTorch thread.
+flowinfer::Config mean_config(const std::vector<std::string>& slides, const std::string& model_path,
+                              const std::string& output_dir, int patch = 256, int overlap = 0);
 
 // The geometry oracle, for a map made by the pointwise-mean demo model: every output pixel
 // equals the mean of R, G, B of the slide's own pixels at the working resolution (`level`,

@@ -26,6 +26,9 @@ struct BenchOptions {
     // machine one window says more about the neighbours than about flowinfer. (On the 2-core
     // CI machine one measurement varies by up to 40% from one round to the next.)
     int repeat = 5;
+    // Only the read ceilings (every reader that reads the slide): no model, no runs. For
+    // comparing readers on walks too long to run whole (overlap 0.8 on a large slide).
+    bool reads_only = false;
 };
 
 struct BenchResult {

@@ -1,6 +1,6 @@
 #include "stages/tiff/ifd.hpp"
 
-#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/tile.hpp"
 #include "stages/tiff/directory.hpp"
 
 #include <fmt/format.h>

@@ -172,19 +172,6 @@ OPJ_BOOL source_seek(OPJ_OFF_T to, void* user) {
     return OPJ_TRUE;
 }
 
-// OpenJPEG reports through callbacks (by default it says nothing). Keep its first error, as
-// OpenSlide does; the callbacks run inside C code, so nothing may escape them.
-void keep_first_error(const char* msg, void* user) noexcept {
-    auto& first = *static_cast<std::string*>(user);
-    if (!first.empty() || !msg) return;
-    try {
-        std::string m(msg);
-        while (!m.empty() && std::isspace(static_cast<unsigned char>(m.back()))) m.pop_back();
-        first = std::move(m);
-    } catch (...) {
-    }
-}
-void ignore_message(const char*, void*) noexcept {}
 
 [[noreturn]] void fail_opj(const std::string& opj_error, const char* fallback) {
     if (!opj_error.empty()) throw TileDecodeError("OpenJPEG error: " + opj_error);
@@ -266,9 +253,9 @@ void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour col
     std::unique_ptr<opj_codec_t, CodecFree> codec(opj_create_decompress(OPJ_CODEC_J2K));
     if (!codec) throw TileDecodeError("cannot create an OpenJPEG decoder (out of memory)");
     std::string error;
-    opj_set_info_handler(codec.get(), ignore_message, nullptr);
-    opj_set_warning_handler(codec.get(), ignore_message, nullptr);
-    opj_set_error_handler(codec.get(), keep_first_error, &error);
+    opj_set_info_handler(codec.get(), ignore_opj_message, nullptr);
+    opj_set_warning_handler(codec.get(), ignore_opj_message, nullptr);
+    opj_set_error_handler(codec.get(), keep_first_opj_error, &error);
     opj_dparameters_t params;
     opj_set_default_decoder_parameters(&params);  // OpenSlide's: full resolution, all layers
     if (!opj_setup_decoder(codec.get(), &params)) fail_opj(error, "cannot set up the OpenJPEG decoder");
@@ -297,5 +284,19 @@ void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour col
     else
         unpack(image->comps, w, h, rgb, RgbPixel{});
 }
+
+// OpenJPEG reports through callbacks (by default it says nothing). Keep its first error, as
+// OpenSlide does; the callbacks run inside C code, so nothing may escape them.
+void keep_first_opj_error(const char* msg, void* user) noexcept {
+    auto& first = *static_cast<std::string*>(user);
+    if (!first.empty() || !msg) return;
+    try {
+        std::string m(msg);
+        while (!m.empty() && std::isspace(static_cast<unsigned char>(m.back()))) m.pop_back();
+        first = std::move(m);
+    } catch (...) {
+    }
+}
+void ignore_opj_message(const char*, void*) noexcept {}
 
 }  // namespace flowinfer::tiff

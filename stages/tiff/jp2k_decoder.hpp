@@ -6,7 +6,7 @@
 // state); concurrent calls need distinct output buffers.
 #pragma once
 
-#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/tile.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -21,5 +21,11 @@ enum class Jp2kColour { ycbcr, rgb };  // Aperio 33003, 33005
 // "OpenJPEG error: ", where it gave one). Never prints; on failure `rgb` is left untouched.
 void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour colour, int w, int h,
                       std::uint8_t* rgb);
+
+// OpenJPEG message handlers (opj_set_error_handler & co.) shared with the JPEG 2000 writer:
+// the first keeps OpenJPEG's first error, trimmed, in the std::string that `user` points
+// to; the second drops a message. Neither throws (they run inside OpenJPEG's C code).
+void keep_first_opj_error(const char* msg, void* user) noexcept;
+void ignore_opj_message(const char* msg, void* user) noexcept;
 
 }  // namespace flowinfer::tiff

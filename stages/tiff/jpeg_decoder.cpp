@@ -1,6 +1,6 @@
 #include "stages/tiff/jpeg_decoder.hpp"
 
-#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/tile.hpp"
 
 #include <fmt/format.h>
 
@@ -95,12 +95,12 @@ struct Destroy {
 
 }  // namespace
 
-JpegTile decode_jpeg_tile(const std::vector<std::uint8_t>& tables, const std::uint8_t* data, std::size_t size,
+DecodedTile decode_jpeg_tile(const std::vector<std::uint8_t>& tables, const std::uint8_t* data, std::size_t size,
                           JpegColour colour, int tile_w, int tile_h, int scale) {
     if (scale != 1 && scale != 2 && scale != 4 && scale != 8)
         throw TileDecodeError(fmt::format("JPEG: scale 1/{} is not one of 1, 1/2, 1/4, 1/8", scale));
     if (size == 0) throw TileDecodeError("JPEG: empty tile (0 bytes)");
-    JpegTile tile;
+    DecodedTile tile;
     Decode d;
     // The vector is resized inside decode(); its buffer must exist before the setjmp, and
     // a jump must not skip a destructor: both hold for a vector owned out here.

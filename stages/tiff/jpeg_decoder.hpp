@@ -10,6 +10,8 @@
 // tables are only read.
 #pragma once
 
+#include "stages/tiff/tile.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -18,16 +20,11 @@ namespace flowinfer::tiff {
 
 enum class JpegColour { ycbcr, rgb };  // from TIFF PhotometricInterpretation
 
-struct JpegTile {
-    int width = 0, height = 0;   // decoded size: ceil(tile size / scale)
-    std::vector<std::uint8_t> rgb;  // width * height * 3
-};
-
 // Decodes a tile that must be tile_w x tile_h (before scaling) with 3 components, at
-// 1/scale size (scale 1, 2, 4 or 8). `tables` may be empty (a self-contained stream).
+// 1/scale size (scale 1, 2, 4 or 8: ceil(tile size / scale) pixels). `tables` may be empty (a self-contained stream).
 // Throws TileDecodeError with libjpeg's message on corrupt or truncated data, a missing
 // table, or a stream of another size or component count.
-JpegTile decode_jpeg_tile(const std::vector<std::uint8_t>& tables, const std::uint8_t* data, std::size_t size,
+DecodedTile decode_jpeg_tile(const std::vector<std::uint8_t>& tables, const std::uint8_t* data, std::size_t size,
                           JpegColour colour, int tile_w, int tile_h, int scale = 1);
 
 }  // namespace flowinfer::tiff

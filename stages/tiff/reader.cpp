@@ -1,7 +1,7 @@
 #include "stages/tiff/reader.hpp"
 
 #include "stages/read_region.hpp"
-#include "stages/tiff/decode_error.hpp"
+#include "stages/tiff/tile.hpp"
 #include "stages/tiff/ifd.hpp"
 #include "stages/tiff/jp2k_decoder.hpp"
 #include "stages/tiff/jpeg_decoder.hpp"
@@ -118,14 +118,9 @@ struct TiffTileReader::Impl {
             t = draw_missing(level, col, row);
         } else {
             const std::vector<std::uint8_t> bytes = l.codec == Codec::rgba ? std::vector<std::uint8_t>() : raw(l, tile);
-            if (l.codec == Codec::jpeg) {
-                JpegTile j = decode_jpeg_tile(l.dir.jpeg_tables, bytes.data(), bytes.size(), l.jpeg_colour,
-                                              l.dir.tile_w, l.dir.tile_h, scale);
-                t.width = j.width;
-                t.height = j.height;
-                t.rgb = std::move(j.rgb);
-                return t;
-            }
+            if (l.codec == Codec::jpeg)
+                return decode_jpeg_tile(l.dir.jpeg_tables, bytes.data(), bytes.size(), l.jpeg_colour, l.dir.tile_w,
+                                        l.dir.tile_h, scale);
             t.width = l.dir.tile_w;
             t.height = l.dir.tile_h;
             t.rgb.resize(static_cast<std::size_t>(t.width) * t.height * 3);

@@ -10,6 +10,8 @@
 // Thread safety: every method may be called from any thread at once.
 #pragma once
 
+#include "stages/tiff/tile.hpp"
+
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -20,11 +22,6 @@
 #include <vector>
 
 namespace flowinfer::tiff {
-
-struct DecodedTile {
-    int width = 0, height = 0;      // pixels (a scaled decode is smaller than the file's tile)
-    std::vector<std::uint8_t> rgb;  // width * height * 3, transparency composited onto white
-};
 
 struct TileCacheStats {
     std::int64_t decoded = 0;  // tiles decoded (misses)
