@@ -10,6 +10,7 @@
 #include "stages/plan.hpp"
 #include "stages/read_region.hpp"
 #include "stages/slide.hpp"
+#include "stages/tiff/jpeg_decoder.hpp"
 #include "stages/tiff/tile_cache.hpp"
 
 #include <flowinfer/config.hpp>
@@ -514,4 +515,38 @@ BOOST_AUTO_TEST_CASE(synthetic_svs_is_aperio_with_levels_every_4x) {
     BOOST_TEST(plan.level == 0);
     BOOST_TEST(plan.resize == 2.0);
     BOOST_TEST(s.reads_scaled(0, 2));
+}
+
+// The JPEG decoder on its own: an abbreviated tile needs its directory's JPEGTables, tables
+// must be a tables-only stream, and the stream must be the tile size the directory says.
+BOOST_AUTO_TEST_CASE(jpeg_decoder_needs_tables_and_the_right_size) {
+    fit::TempDir dir;
+    const std::string path = synthetic(dir, "s.tiff", 512, 512, 80);
+    TIFF* t = TIFFOpen(path.c_str(), "r");
+    BOOST_REQUIRE(t);
+    std::uint32_t n = 0;
+    void* p = nullptr;
+    BOOST_REQUIRE(TIFFGetField(t, TIFFTAG_JPEGTABLES, &n, &p));
+    const std::vector<std::uint8_t> tables(static_cast<const std::uint8_t*>(p), static_cast<const std::uint8_t*>(p) + n);
+    std::vector<std::uint8_t> tile(static_cast<std::size_t>(TIFFGetStrileByteCount(t, 0)));
+    BOOST_REQUIRE(TIFFReadRawTile(t, 0, tile.data(), static_cast<tmsize_t>(tile.size())) > 0);
+    TIFFClose(t);
+    using tiff::decode_jpeg_tile;
+    const tiff::DecodedTile ok = decode_jpeg_tile(tables, tile.data(), tile.size(), tiff::JpegColour::ycbcr, 256, 256);
+    BOOST_TEST(ok.width == 256);
+    BOOST_TEST(ok.rgb.size() == 256u * 256 * 3);
+    const auto fails = [&](const std::vector<std::uint8_t>& tb, int w, int scale, const std::string& says) {
+        try {
+            decode_jpeg_tile(tb, tile.data(), tile.size(), tiff::JpegColour::ycbcr, w, 256, scale);
+        } catch (const tiff::TileDecodeError& e) {
+            BOOST_TEST_MESSAGE(e.what());
+            return std::string(e.what()).find(says) != std::string::npos;
+        }
+        return false;
+    };
+    BOOST_TEST(fails({}, 256, 1, "JPEG: "));  // no Huffman tables
+    BOOST_TEST(fails(std::vector<std::uint8_t>(tile.begin(), tile.begin() + 600), 256, 1, "JPEG"));
+    BOOST_TEST(fails(tables, 240, 1, "tile is 256x256 with 3 components, expected 240x256"));
+    BOOST_TEST(fails(tables, 256, 3, "scale 1/3"));
+    BOOST_TEST(fails(tables, 256, 1, "") == false);  // the good case does not throw
 }
