@@ -12,11 +12,11 @@
 
 #include "pipeline/synthetic_pixels.hpp"
 #include "stages/atomic_file.hpp"
+#include "stages/tiff/openjpeg.hpp"
 
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
-#include <openjpeg.h>
 #include <tbb/blocked_range.h>
 #include <tbb/parallel_for.h>
 #include <tiffio.h>
@@ -86,15 +86,6 @@ OPJ_BOOL sink_seek(OPJ_OFF_T to, void* user) {
     return OPJ_TRUE;
 }
 
-struct StreamFree {
-    void operator()(opj_stream_t* s) const { opj_stream_destroy(s); }
-};
-struct CodecFree {
-    void operator()(opj_codec_t* c) const { opj_destroy_codec(c); }
-};
-struct ImageFree {
-    void operator()(opj_image_t* i) const { opj_image_destroy(i); }
-};
 
 // As many wavelet levels as OpenJPEG's default (6) while the coarsest keeps >= 2 samples.
 int resolutions(int side) {
@@ -144,7 +135,7 @@ std::vector<std::uint8_t> encode_tile(const std::uint8_t* rgb, int T, Jp2kColour
         parm[k].prec = 8;
         parm[k].sgnd = 0;
     }
-    std::unique_ptr<opj_image_t, ImageFree> image(
+    tiff::OpjImage image(
         opj_image_create(3, parm, ycc ? OPJ_CLRSPC_SYCC : OPJ_CLRSPC_SRGB));
     if (!image) throw std::runtime_error("OpenJPEG cannot allocate the image");
     image->x0 = image->y0 = 0;
@@ -169,7 +160,7 @@ std::vector<std::uint8_t> encode_tile(const std::uint8_t* rgb, int T, Jp2kColour
     p.numresolution = resolutions(static_cast<int>(std::min(side, chroma_w)));
 
     std::string error;
-    std::unique_ptr<opj_codec_t, CodecFree> codec(opj_create_compress(OPJ_CODEC_J2K));
+    tiff::OpjCodec codec(opj_create_compress(OPJ_CODEC_J2K));
     if (!codec) throw std::runtime_error("OpenJPEG cannot create an encoder");
     opj_set_info_handler(codec.get(), tiff::ignore_opj_message, nullptr);
     opj_set_warning_handler(codec.get(), tiff::ignore_opj_message, nullptr);
@@ -181,7 +172,7 @@ std::vector<std::uint8_t> encode_tile(const std::uint8_t* rgb, int T, Jp2kColour
     opj_codec_set_threads(codec.get(), 0);  // the tiles are already encoded in parallel
 
     Sink sink;
-    std::unique_ptr<opj_stream_t, StreamFree> stream(opj_stream_create(std::size_t(1) << 16, OPJ_FALSE));
+    tiff::OpjStream stream(opj_stream_create(std::size_t(1) << 16, OPJ_FALSE));
     if (!stream) throw std::runtime_error("OpenJPEG cannot create an output stream");
     opj_stream_set_user_data(stream.get(), &sink, nullptr);
     opj_stream_set_write_function(stream.get(), sink_write);

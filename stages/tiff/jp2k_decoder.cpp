@@ -9,8 +9,9 @@
 // built once, under C++11's thread-safe static initialisation, and only read afterwards.
 #include "stages/tiff/jp2k_decoder.hpp"
 
+#include "stages/tiff/openjpeg.hpp"
+
 #include <fmt/format.h>
-#include <openjpeg.h>
 
 #include <algorithm>
 #include <cctype>
@@ -220,15 +221,6 @@ void check_siz(const std::uint8_t* data, std::size_t size, int w, int h) {
                                           tiles, tdx, tdy, kMaxCodestreamTiles));
 }
 
-struct StreamFree {
-    void operator()(opj_stream_t* s) const { opj_stream_destroy(s); }
-};
-struct CodecFree {
-    void operator()(opj_codec_t* c) const { opj_destroy_codec(c); }
-};
-struct ImageFree {
-    void operator()(opj_image_t* i) const { opj_image_destroy(i); }
-};
 
 }  // namespace
 
@@ -241,7 +233,7 @@ void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour col
     Source source{data, size, 0};
     // OpenJPEG copies through a buffer of this size; a tile is rarely more than a few 100 kB.
     const std::size_t chunk = std::min<std::size_t>(size, std::size_t(1) << 20);
-    std::unique_ptr<opj_stream_t, StreamFree> stream(opj_stream_create(chunk, OPJ_TRUE));
+    OpjStream stream(opj_stream_create(chunk, OPJ_TRUE));
     if (!stream) throw TileDecodeError("cannot create an OpenJPEG stream (out of memory)");
     opj_stream_set_user_data(stream.get(), &source, nullptr);
     opj_stream_set_user_data_length(stream.get(), size);
@@ -250,7 +242,7 @@ void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour col
     opj_stream_set_seek_function(stream.get(), source_seek);
 
     // Declared after the stream so that it is destroyed before it, as OpenSlide does.
-    std::unique_ptr<opj_codec_t, CodecFree> codec(opj_create_decompress(OPJ_CODEC_J2K));
+    OpjCodec codec(opj_create_decompress(OPJ_CODEC_J2K));
     if (!codec) throw TileDecodeError("cannot create an OpenJPEG decoder (out of memory)");
     std::string error;
     opj_set_info_handler(codec.get(), ignore_opj_message, nullptr);
@@ -264,7 +256,7 @@ void decode_jp2k_tile(const std::uint8_t* data, std::size_t size, Jp2kColour col
 
     opj_image_t* raw_image = nullptr;
     const bool header_ok = opj_read_header(stream.get(), codec.get(), &raw_image);
-    std::unique_ptr<opj_image_t, ImageFree> image(raw_image);
+    OpjImage image(raw_image);
     if (!header_ok || !image) fail_opj(error, "cannot read the JPEG 2000 tile's main header");
     error.clear();  // as OpenSlide: a message from a header that was read after all is spurious
 
