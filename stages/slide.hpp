@@ -15,6 +15,7 @@
 #include <flowinfer/config.hpp>
 
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <mutex>
 #include <string>
