@@ -195,14 +195,13 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     const Sample sample = sample_patches(cfg, opt.ceiling_patches, cfg.reader);
     r.reader = sample.ctx->slide->reader();
     // Both readers on the same patches, interleaved round by round (the native one only where
-    // it reads the slide), so their ratio is measured side by side.
-    std::vector<std::pair<std::string, Sample>> by_reader;
-    for (const SlideReader kind : {SlideReader::native, SlideReader::openslide}) {
-        Sample other = sample_patches(cfg, opt.ceiling_patches, kind == SlideReader::native ? SlideReader::automatic : kind);
-        const std::string name = other.ctx->slide->reader();
-        if (kind == SlideReader::native && name != "native") continue;
-        by_reader.emplace_back(name, std::move(other));
-    }
+    // it reads the slide), so their ratio is measured side by side: the sample of the reader
+    // in use, and one of the other reader.
+    const bool native = r.reader == "native";
+    const Sample other =
+        sample_patches(cfg, opt.ceiling_patches, native ? SlideReader::openslide : SlideReader::automatic);
+    std::vector<std::pair<std::string, const Sample*>> by_reader = {{r.reader, &sample}};
+    if (other.ctx->slide->reader() != r.reader) by_reader.emplace_back(other.ctx->slide->reader(), &other);
 
     // The seeds' "original code": one thread reads, normalizes, runs and stitches one batch
     // after another. One TBB thread runs the same graph with no overlap at all; LibTorch
@@ -227,8 +226,8 @@ BenchResult bench(const Config& base, const BenchOptions& opt) {
     for (int round = 0; round < rounds; ++round) {
         BenchResult::Round& now = r.rounds.emplace_back();
         for (std::size_t k = 0; k < by_reader.size(); ++k) {
-            auto& [name, smp] = by_reader[(k + static_cast<std::size_t>(round)) % by_reader.size()];
-            now.read_by_reader[name] = read_ceiling(cfg, smp, opt.ceiling_seconds);
+            const auto& [name, smp] = by_reader[(k + static_cast<std::size_t>(round)) % by_reader.size()];
+            now.read_by_reader[name] = read_ceiling(cfg, *smp, opt.ceiling_seconds);
         }
         now.read = now.read_by_reader.at(r.reader);
         if (opt.reads_only) continue;
@@ -343,12 +342,17 @@ std::string bench_json(const BenchResult& r) {
 }
 
 std::string bench_table(const BenchResult& r) {
+    const auto read_lines = [&r] {
+        std::string t =
+            fmt::format("  {:<28}{:>12.1f} patches/s\n", fmt::format("read ceiling ({})", r.reader), r.read_patches_per_s);
+        for (const auto& [name, pps] : r.read_patches_per_s_by_reader)
+            t += fmt::format("    {:<26}{:>12.1f} patches/s\n", name + " reader", pps);
+        return t;
+    };
     if (r.pipeline_patches_per_s == 0) {  // --reads-only
         std::string t = fmt::format("slide {}  patch {}  readers {}  threads {}\n", fs::path(r.slide).filename().string(),
                                     r.patch_size, r.readers, r.threads);
-        t += fmt::format("  {:<28}{:>12.1f} patches/s\n", fmt::format("read ceiling ({})", r.reader), r.read_patches_per_s);
-        for (const auto& [name, pps] : r.read_patches_per_s_by_reader)
-            t += fmt::format("    {:<26}{:>12.1f} patches/s\n", name + " reader", pps);
+        t += read_lines();
         for (std::size_t i = 0; i < r.rounds.size(); ++i) {
             std::string line = fmt::format("    round {:<20}", i + 1);
             for (const auto& [name, pps] : r.rounds[i].read_by_reader) line += fmt::format("{:>12.1f} {}", pps, name);
@@ -362,9 +366,7 @@ std::string bench_table(const BenchResult& r) {
                                 r.batch_size, r.micro_batch, r.readers, r.threads, r.torch_threads, r.model_concurrency,
                                 r.model_torch_threads);
     if (r.device == "cpu") t += fmt::format("  BLAS: {}\n", r.blas);
-    t += fmt::format("  {:<28}{:>12.1f} patches/s\n", fmt::format("read ceiling ({})", r.reader), r.read_patches_per_s);
-    for (const auto& [name, pps] : r.read_patches_per_s_by_reader)
-        t += fmt::format("    {:<26}{:>12.1f} patches/s\n", name + " reader", pps);
+    t += read_lines();
     t += fmt::format("  {:<28}{:>12.1f} patches/s\n", "model ceiling", r.model_patches_per_s);
     for (const BenchResult::Shape& sh : r.model_shapes)
         t += fmt::format("    {:<26}{:>12.1f} patches/s\n",

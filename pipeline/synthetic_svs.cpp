@@ -25,55 +25,6 @@ struct Close {
     void operator()(TIFF* t) const { TIFFClose(t); }
 };
 
-// Copies the current directory of `in` into `out` (tags the reader needs, then every tile's
-// raw bytes). False with libtiff's message in `error`.
-bool copy_directory(TIFF* in, TIFF* out, const std::string& description) {
-    std::uint32_t w = 0, h = 0, tw = 0, th = 0;
-    std::uint16_t compression = 1, photometric = 2, spp = 3, bps = 8, predictor = 1, sub_h = 2, sub_v = 2;
-    TIFFGetField(in, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(in, TIFFTAG_IMAGELENGTH, &h);
-    TIFFGetField(in, TIFFTAG_TILEWIDTH, &tw);
-    TIFFGetField(in, TIFFTAG_TILELENGTH, &th);
-    TIFFGetFieldDefaulted(in, TIFFTAG_COMPRESSION, &compression);
-    TIFFGetField(in, TIFFTAG_PHOTOMETRIC, &photometric);
-    TIFFGetFieldDefaulted(in, TIFFTAG_SAMPLESPERPIXEL, &spp);
-    TIFFGetFieldDefaulted(in, TIFFTAG_BITSPERSAMPLE, &bps);
-    TIFFSetField(out, TIFFTAG_IMAGEWIDTH, w);
-    TIFFSetField(out, TIFFTAG_IMAGELENGTH, h);
-    TIFFSetField(out, TIFFTAG_TILEWIDTH, tw);
-    TIFFSetField(out, TIFFTAG_TILELENGTH, th);
-    TIFFSetField(out, TIFFTAG_SAMPLESPERPIXEL, spp);
-    TIFFSetField(out, TIFFTAG_BITSPERSAMPLE, bps);
-    TIFFSetField(out, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(out, TIFFTAG_COMPRESSION, compression);
-    TIFFSetField(out, TIFFTAG_PHOTOMETRIC, photometric);
-    if (compression == COMPRESSION_JPEG) {
-        TIFFGetFieldDefaulted(in, TIFFTAG_YCBCRSUBSAMPLING, &sub_h, &sub_v);
-        TIFFSetField(out, TIFFTAG_YCBCRSUBSAMPLING, sub_h, sub_v);
-        const std::vector<std::uint8_t> tables = tiff::jpeg_tables_of(in);
-        if (!tables.empty())
-            TIFFSetField(out, TIFFTAG_JPEGTABLES, static_cast<std::uint32_t>(tables.size()), tables.data());
-    } else if (TIFFGetField(in, TIFFTAG_PREDICTOR, &predictor)) {
-        TIFFSetField(out, TIFFTAG_PREDICTOR, predictor);
-    }
-    if (!description.empty()) TIFFSetField(out, TIFFTAG_IMAGEDESCRIPTION, description.c_str());
-    float xres = 0, yres = 0;
-    std::uint16_t unit = 0;
-    if (TIFFGetField(in, TIFFTAG_XRESOLUTION, &xres) && TIFFGetField(in, TIFFTAG_YRESOLUTION, &yres) &&
-        TIFFGetField(in, TIFFTAG_RESOLUTIONUNIT, &unit)) {
-        TIFFSetField(out, TIFFTAG_XRESOLUTION, xres);
-        TIFFSetField(out, TIFFTAG_YRESOLUTION, yres);
-        TIFFSetField(out, TIFFTAG_RESOLUTIONUNIT, unit);
-    }
-    std::vector<std::uint8_t> buf;
-    for (ttile_t t = 0; t < TIFFNumberOfTiles(in); ++t) {
-        buf.resize(static_cast<std::size_t>(TIFFGetStrileByteCount(in, t)));
-        if (TIFFReadRawTile(in, t, buf.data(), static_cast<tmsize_t>(buf.size())) < 0) return false;
-        if (TIFFWriteRawTile(out, t, buf.data(), static_cast<tmsize_t>(buf.size())) < 0) return false;
-    }
-    return TIFFWriteDirectory(out) != 0;
-}
-
 }  // namespace
 
 void write_synthetic_svs(const std::string& path, const SyntheticSlideSpec& spec,
@@ -100,7 +51,7 @@ void write_synthetic_svs(const std::string& path, const SyntheticSlideSpec& spec
         spec.width, spec.height, spec.width, spec.height, spec.jpeg_quality > 0 ? "JPEG/RGB" : "Deflate/RGB",
         spec.jpeg_quality, spec.mpp > 0 && spec.mpp <= 0.35 ? 40 : 20, spec.mpp);
     for (tdir_t d = 0; d < TIFFNumberOfDirectories(in.get()); d += 2) {
-        if (!TIFFSetDirectory(in.get(), d) || !copy_directory(in.get(), out.get(), d == 0 ? description : ""))
+        if (!TIFFSetDirectory(in.get(), d) || !tiff::copy_directory_raw(in.get(), out.get(), d == 0 ? description : ""))
             throw OutputError(path, fmt::format("cannot copy level {} into the SVS: {}", d / 2, error));
     }
     out.reset();  // TIFFClose flushes

@@ -166,38 +166,35 @@ void Slide::read_rgb_isolated(std::int64_t x0, std::int64_t y0, int level, std::
     read_on(own, x0, y0, level, w, h, argb, rgb);
 }
 
-void Slide::fail_native(int level, const std::exception& e) const {
-    const std::string what = e.what();
-    // The reader names the level and tile itself.
-    throw SlideError(path_, what.rfind("level ", 0) == 0 ? "reading " + what
-                                                         : fmt::format("reading level {}: {}", level, what));
+void Slide::fail_native(const std::exception& e) const {
+    // The native reader's messages name the level and tile ("level 1 tile (3, 2): ...").
+    throw SlideError(path_, std::string("reading ") + e.what());
+}
+
+void Slide::read_level_openslide(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
+                                 std::uint8_t* rgb, bool isolated) const {
+    thread_local std::vector<std::uint32_t> argb;
+    argb.resize(static_cast<std::size_t>(w * h));
+    const double ds = level_downsample(level);
+    const std::int64_t x0 = std::llround(static_cast<double>(x) * ds), y0 = std::llround(static_cast<double>(y) * ds);
+    if (isolated) read_rgb_isolated(x0, y0, level, w, h, argb.data(), rgb);
+    else read_rgb(x0, y0, level, w, h, argb.data(), rgb);
 }
 
 void Slide::read_level(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
                        std::uint8_t* rgb) const {
-    if (native_) {
-        try {
-            native_->read(level, x, y, w, h, 1, rgb);
-        } catch (const tiff::TileDecodeError& e) {
-            fail_native(level, e);
-        }
-        return;
+    if (!native_) return read_level_openslide(level, x, y, w, h, rgb, false);
+    try {
+        native_->read(level, x, y, w, h, 1, rgb);
+    } catch (const tiff::TileDecodeError& e) {
+        fail_native(e);
     }
-    thread_local std::vector<std::uint32_t> argb;
-    argb.resize(static_cast<std::size_t>(w * h));
-    const double ds = level_downsample(level);
-    read_rgb(std::llround(static_cast<double>(x) * ds), std::llround(static_cast<double>(y) * ds), level, w, h,
-             argb.data(), rgb);
 }
 
 void Slide::read_level_isolated(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
                                 std::uint8_t* rgb) const {
     if (native_) return read_level(level, x, y, w, h, rgb);
-    thread_local std::vector<std::uint32_t> argb;
-    argb.resize(static_cast<std::size_t>(w * h));
-    const double ds = level_downsample(level);
-    read_rgb_isolated(std::llround(static_cast<double>(x) * ds), std::llround(static_cast<double>(y) * ds), level, w,
-                      h, argb.data(), rgb);
+    read_level_openslide(level, x, y, w, h, rgb, true);
 }
 
 bool Slide::reads_scaled(int level, int scale) const { return native_ && scale > 1 && native_->scales(level, scale); }
@@ -209,7 +206,7 @@ void Slide::read_level_scaled(int level, int scale, std::int64_t x, std::int64_t
     try {
         native_->read(level, x, y, w, h, scale, rgb);
     } catch (const tiff::TileDecodeError& e) {
-        fail_native(level, e);
+        fail_native(e);
     }
 }
 

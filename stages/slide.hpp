@@ -96,7 +96,10 @@ private:
     void read_on(const Handle& h, std::int64_t x0, std::int64_t y0, int level, std::int64_t w,
                  std::int64_t h_px, std::uint32_t* argb, std::uint8_t* rgb) const;
 
-    [[noreturn]] void fail_native(int level, const std::exception& e) const;
+    [[noreturn]] void fail_native(const std::exception& e) const;
+    // read_level through OpenSlide: at level-0 position round(x * downsample).
+    void read_level_openslide(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
+                              std::uint8_t* rgb, bool isolated) const;
 
     std::string path_;
     mutable std::mutex mu_;               // guards handle_ (the pointer, not the reads)

@@ -92,4 +92,53 @@ bool tag_directory(TIFF* tif, const TiffLayout& layout, bool palette, const Leve
     return ok;
 }
 
+bool copy_directory_raw(TIFF* in, TIFF* out, const std::string& description,
+                        const std::function<bool(std::uint32_t)>& keep) {
+    std::uint32_t w = 0, h = 0, tw = 0, th = 0;
+    std::uint16_t compression = 1, photometric = 2, spp = 3, bps = 8, predictor = 1, sub_h = 2, sub_v = 2;
+    TIFFGetField(in, TIFFTAG_IMAGEWIDTH, &w);
+    TIFFGetField(in, TIFFTAG_IMAGELENGTH, &h);
+    TIFFGetField(in, TIFFTAG_TILEWIDTH, &tw);
+    TIFFGetField(in, TIFFTAG_TILELENGTH, &th);
+    TIFFGetFieldDefaulted(in, TIFFTAG_COMPRESSION, &compression);
+    TIFFGetField(in, TIFFTAG_PHOTOMETRIC, &photometric);
+    TIFFGetFieldDefaulted(in, TIFFTAG_SAMPLESPERPIXEL, &spp);
+    TIFFGetFieldDefaulted(in, TIFFTAG_BITSPERSAMPLE, &bps);
+    TIFFSetField(out, TIFFTAG_IMAGEWIDTH, w);
+    TIFFSetField(out, TIFFTAG_IMAGELENGTH, h);
+    TIFFSetField(out, TIFFTAG_TILEWIDTH, tw);
+    TIFFSetField(out, TIFFTAG_TILELENGTH, th);
+    TIFFSetField(out, TIFFTAG_SAMPLESPERPIXEL, spp);
+    TIFFSetField(out, TIFFTAG_BITSPERSAMPLE, bps);
+    TIFFSetField(out, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(out, TIFFTAG_COMPRESSION, compression);
+    TIFFSetField(out, TIFFTAG_PHOTOMETRIC, photometric);
+    if (compression == COMPRESSION_JPEG) {
+        TIFFGetFieldDefaulted(in, TIFFTAG_YCBCRSUBSAMPLING, &sub_h, &sub_v);
+        TIFFSetField(out, TIFFTAG_YCBCRSUBSAMPLING, sub_h, sub_v);
+        const std::vector<std::uint8_t> tables = jpeg_tables_of(in);
+        if (!tables.empty())
+            TIFFSetField(out, TIFFTAG_JPEGTABLES, static_cast<std::uint32_t>(tables.size()), tables.data());
+    } else if (TIFFGetField(in, TIFFTAG_PREDICTOR, &predictor)) {
+        TIFFSetField(out, TIFFTAG_PREDICTOR, predictor);
+    }
+    if (!description.empty()) TIFFSetField(out, TIFFTAG_IMAGEDESCRIPTION, description.c_str());
+    float xres = 0, yres = 0;
+    std::uint16_t unit = 0;
+    if (TIFFGetField(in, TIFFTAG_XRESOLUTION, &xres) && TIFFGetField(in, TIFFTAG_YRESOLUTION, &yres) &&
+        TIFFGetField(in, TIFFTAG_RESOLUTIONUNIT, &unit)) {
+        TIFFSetField(out, TIFFTAG_XRESOLUTION, xres);
+        TIFFSetField(out, TIFFTAG_YRESOLUTION, yres);
+        TIFFSetField(out, TIFFTAG_RESOLUTIONUNIT, unit);
+    }
+    std::vector<std::uint8_t> buf;
+    for (ttile_t t = 0; t < TIFFNumberOfTiles(in); ++t) {
+        if (keep && !keep(t)) continue;
+        buf.resize(static_cast<std::size_t>(TIFFGetStrileByteCount(in, t)));
+        if (TIFFReadRawTile(in, t, buf.data(), static_cast<tmsize_t>(buf.size())) < 0) return false;
+        if (TIFFWriteRawTile(out, t, buf.data(), static_cast<tmsize_t>(buf.size())) < 0) return false;
+    }
+    return TIFFWriteDirectory(out) != 0;
+}
+
 }  // namespace flowinfer::tiff

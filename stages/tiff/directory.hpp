@@ -1,5 +1,6 @@
 // A pyramid level's TIFF directory: its geometry, its tags, and a tile codec that compresses
-// tiles for it off the writer's thread. Internal to the TIFF writer (writer.cpp).
+// tiles for it off the writer's thread. Internal to the TIFF writer (writer.cpp); the error
+// handlers, jpeg_tables_of and copy_directory_raw also serve the reader and synthetic SVS.
 //
 // Thread safety: tag_directory and the error handlers are reentrant; a TileCodec is used by one
 // thread at a time.
@@ -14,6 +15,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -54,6 +56,14 @@ bool tag_directory(TIFF* tif, const TiffLayout& layout, bool palette, const Leve
 inline bool one_value(const std::uint8_t* data, std::int64_t bytes) {
     return bytes >= 2 && std::memcmp(data, data + 1, static_cast<std::size_t>(bytes - 1)) == 0;
 }
+
+// Copies the current directory of `in` into a new directory of `out`: the tags a slide reader
+// needs (size, tiles, samples, compression, photometric, JPEG subsampling and tables or
+// predictor, resolution), `description` when not empty, then every tile's compressed bytes
+// unchanged, or only those `keep` accepts (the others stay zero-length, as in Aperio's
+// encoder bug). False when libtiff failed (its message goes to the handles' error handler).
+bool copy_directory_raw(TIFF* in, TIFF* out, const std::string& description,
+                        const std::function<bool(std::uint32_t)>& keep = {});
 
 // The JPEGTABLES of the current directory, empty until its codec has encoded a tile.
 inline std::vector<std::uint8_t> jpeg_tables_of(TIFF* tif) {

@@ -53,7 +53,6 @@ std::vector<const TiffDirectory*> level_directories(const std::vector<TiffDirect
 }  // namespace
 
 struct TiffTileReader::Impl {
-    std::string path;
     int fd = -1;
     std::int64_t file_size = 0;
     bool aperio = false;
@@ -199,7 +198,6 @@ std::unique_ptr<TiffTileReader> TiffTileReader::open(const std::string& path, co
         return nullptr;
     }
     auto d = std::make_unique<Impl>();
-    d->path = path;
     d->cache.set_capacity(32 << 20);  // OpenSlide's, until the plan sizes it (Slide::set_tile_cache_bytes)
     d->aperio = vendor == "aperio";
     const std::vector<TiffDirectory> dirs = read_directories(path);
