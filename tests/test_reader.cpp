@@ -460,6 +460,15 @@ BOOST_AUTO_TEST_CASE(aperio_zero_length_tiles_are_drawn_like_openslide) {
     BOOST_TEST(off_outside == 0);
     BOOST_TEST(sum / inside < 2.0);
     BOOST_TEST(off_inside < inside / 100);
+    // Read at 1/2, a drawn tile is the level above area-averaged straight to that size: the
+    // full-size drawn tile (0, 0) averaged by 2, to the rounding of the two steps.
+    std::vector<std::uint8_t> half(128 * 128 * 3), box(128 * 128 * 3);
+    native.read_level_scaled(1, 2, 0, 0, 128, 128, half.data());
+    std::vector<std::uint8_t> full(256 * 256 * 3);
+    for (std::int64_t y = 0; y < 256; ++y)
+        std::copy_n(&n1[static_cast<std::size_t>(y * 512 * 3)], 256 * 3, &full[static_cast<std::size_t>(y * 256 * 3)]);
+    area_resize(full.data(), 256, 256, 0, 0, 2, 128, box.data());
+    BOOST_TEST(differing(half, box, 1) == 0);
 }
 
 // flowinfer synth --format svs: the generic pyramid's tiles in an Aperio file with levels at

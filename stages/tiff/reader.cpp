@@ -84,22 +84,23 @@ struct TiffTileReader::Impl {
         return buf;
     }
 
-    // A zero-length Aperio tile: the level above's pixels over its footprint, area-averaged
-    // (OpenSlide paints them with cairo; white at level 0, where there is nothing above).
-    DecodedTile draw_missing(int level, std::int64_t col, std::int64_t row) const {
+    // A zero-length Aperio tile at 1/scale: the level above's pixels over its footprint,
+    // area-averaged (OpenSlide paints them with cairo; white at level 0, where there is
+    // nothing above).
+    DecodedTile draw_missing(int level, int scale, std::int64_t col, std::int64_t row) const {
         const Level& l = levels[static_cast<std::size_t>(level)];
         DecodedTile t;
-        t.width = l.dir.tile_w;
-        t.height = l.dir.tile_h;
+        t.width = l.dir.tile_w / scale;  // scales() holds: the tile divides by the scale
+        t.height = l.dir.tile_h / scale;
         t.rgb.assign(static_cast<std::size_t>(t.width) * t.height * 3, 255);
         if (level == 0) return t;
-        const Level& up = levels[static_cast<std::size_t>(level - 1)];
-        const double rel = l.shape.downsample / up.shape.downsample;
         if (t.width != t.height) {
             // area_resize makes square outputs: draw row by row of squares is not worth it
             // for an encoder bug; such tiles stay white.
             return t;
         }
+        const Level& up = levels[static_cast<std::size_t>(level - 1)];
+        const double rel = l.shape.downsample / up.shape.downsample * scale;  // level-above pixels per output pixel
         const double fx = static_cast<double>(col * t.width) * rel, fy = static_cast<double>(row * t.height) * rel;
         const auto x0 = static_cast<std::int64_t>(std::floor(fx)), y0 = static_cast<std::int64_t>(std::floor(fy));
         const auto span = static_cast<std::int64_t>(std::ceil(t.width * rel)) + 1;
@@ -109,45 +110,27 @@ struct TiffTileReader::Impl {
         return t;
     }
 
+    // `scale` > 1 only where scales() said so: JPEG levels, decoded smaller by libjpeg.
     DecodedTile decode(int level, int scale, std::int64_t col, std::int64_t row) const {
         const Level& l = levels[static_cast<std::size_t>(level)];
         const std::int64_t tile = row * l.dir.tiles_across() + col;
-        DecodedTile t;
-        if (!l.missing.empty() && l.missing[static_cast<std::size_t>(tile)]) {
-            t = draw_missing(level, col, row);
-        } else {
-            const std::vector<std::uint8_t> bytes = l.codec == Codec::rgba ? std::vector<std::uint8_t>() : raw(l, tile);
-            if (l.codec == Codec::jpeg)
-                return decode_jpeg_tile(l.dir.jpeg_tables, bytes.data(), bytes.size(), l.jpeg_colour, l.dir.tile_w,
-                                        l.dir.tile_h, scale);
-            t.width = l.dir.tile_w;
-            t.height = l.dir.tile_h;
-            t.rgb.resize(static_cast<std::size_t>(t.width) * t.height * 3);
-            if (l.codec == Codec::jp2k)
-                decode_jp2k_tile(bytes.data(), bytes.size(), l.jp2k_colour, t.width, t.height, t.rgb.data());
-            else
-                rgba->decode(l.dir.index, col, row, t.width, t.height, t.rgb.data());
+        if (!l.missing.empty() && l.missing[static_cast<std::size_t>(tile)]) return draw_missing(level, scale, col, row);
+        if (l.codec == Codec::jpeg) {
+            const std::vector<std::uint8_t> bytes = raw(l, tile);
+            return decode_jpeg_tile(l.dir.jpeg_tables, bytes.data(), bytes.size(), l.jpeg_colour, l.dir.tile_w,
+                                    l.dir.tile_h, scale);
         }
-        if (scale > 1) t = shrink(t, scale);
+        DecodedTile t;
+        t.width = l.dir.tile_w;
+        t.height = l.dir.tile_h;
+        t.rgb.resize(static_cast<std::size_t>(t.width) * t.height * 3);
+        if (l.codec == Codec::rgba) {
+            rgba->decode(l.dir.index, col, row, t.width, t.height, t.rgb.data());
+        } else {
+            const std::vector<std::uint8_t> bytes = raw(l, tile);
+            decode_jp2k_tile(bytes.data(), bytes.size(), l.jp2k_colour, t.width, t.height, t.rgb.data());
+        }
         return t;
-    }
-
-    // Box average by `scale`, for the levels whose codec cannot decode smaller itself.
-    static DecodedTile shrink(const DecodedTile& t, int scale) {
-        DecodedTile s;
-        s.width = (t.width + scale - 1) / scale;
-        s.height = (t.height + scale - 1) / scale;
-        s.rgb.resize(static_cast<std::size_t>(s.width) * s.height * 3);
-        for (int y = 0; y < s.height; ++y)
-            for (int x = 0; x < s.width; ++x) {
-                int sum[3] = {0, 0, 0}, n = 0;
-                for (int yy = y * scale; yy < std::min(t.height, (y + 1) * scale); ++yy)
-                    for (int xx = x * scale; xx < std::min(t.width, (x + 1) * scale); ++xx, ++n)
-                        for (int c = 0; c < 3; ++c) sum[c] += t.rgb[(static_cast<std::size_t>(yy) * t.width + xx) * 3 + c];
-                for (int c = 0; c < 3; ++c)
-                    s.rgb[(static_cast<std::size_t>(y) * s.width + x) * 3 + c] = static_cast<std::uint8_t>((sum[c] + n / 2) / n);
-            }
-        return s;
     }
 
     std::shared_ptr<const DecodedTile> tile(int level, int scale, std::int64_t col, std::int64_t row) const {
