@@ -142,7 +142,7 @@ int cmd_run(const RunArgs& a) {
     flowinfer::RunOptions options;
     options.resume = !a.force;
     std::string shard_from;
-    if (a.shard_given->count() > 0) {
+    if (a.shard_given && a.shard_given->count() > 0) {  // none: the demo's own run
         options.shard = parse_shard(a.shard);
         shard_from = "--shard";
     }

@@ -282,6 +282,15 @@ BOOST_AUTO_TEST_CASE(make_model_and_synth_commands) {
     BOOST_TEST(contains(r, "nonsense"));
 }
 
+BOOST_AUTO_TEST_CASE(demo_runs_end_to_end) {
+    // README command 1's last step: writes the slide and models, then runs its pipeline.toml.
+    const auto r = run("demo " + (dir / "d"));
+    BOOST_TEST(r.exit_code == 0, r.output);
+    BOOST_TEST(contains(r, "1 ok"));
+    BOOST_TEST(contains(r, "the tissue probability map is " + dir / "d/out/synthetic-he/tissue.tif"));
+    BOOST_TEST(fit::read_level(dir / "d/out/synthetic-he/tissue.tif", 0).width == 4096);
+}
+
 BOOST_AUTO_TEST_CASE(every_config_in_configs_runs) {
     // The configs point at ../flowinfer-demo/: give them one next to a copy of configs/.
     fs::copy(fs::path(FLOWINFER_SOURCE_DIR) / "configs", dir / "configs");
