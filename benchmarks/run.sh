@@ -1,6 +1,7 @@
 #!/bin/bash
 # Makes the benchmark slides and models under flowinfer-demo/ and runs `flowinfer bench` on
-# configs/bench-light.toml and configs/bench-unet.toml. Usage: benchmarks/run.sh [BUILD_DIR]
+# configs/bench-light.toml, configs/bench-unet.toml and configs/bench-vit.toml (task embedding).
+# Usage: benchmarks/run.sh [BUILD_DIR]
 # Extra arguments after the build dir go to `flowinfer bench` (e.g. --set runtime.device=cuda).
 # When Debian's python3-torch and python3-openslide are installed, it also runs the seeds'
 # Python design (benchmarks/seeds_design.py) on the same slides and models, and prints
@@ -15,12 +16,14 @@ mkdir -p flowinfer-demo
 [ -f flowinfer-demo/bench-6k.tiff ] || "$fi" synth flowinfer-demo/bench-6k.tiff --width 6000 --height 6000 --mpp 0.25 >/dev/null
 [ -f flowinfer-demo/light.pt ] || "$fi" make-model flowinfer-demo/light.pt --kind light >/dev/null
 [ -f flowinfer-demo/unet.pt ] || "$fi" make-model flowinfer-demo/unet.pt --kind unet --param 16 >/dev/null
+[ -f flowinfer-demo/vit_small.pt ] || "$fi" make-model flowinfer-demo/vit_small.pt --kind vit_small >/dev/null
 py=/usr/bin/python3
 have_py=0
 "$py" -c "import torch, openslide, numpy" 2>/dev/null && have_py=1
-for model in light unet; do
+for model in light unet vit; do
   "$fi" bench configs/bench-$model.toml "$@"
-  [ "$have_py" = 1 ] || continue
+  # The seeds' design stitches a segmentation map: it has no embedding counterpart.
+  [ "$have_py" = 1 ] && [ "$model" != vit ] || continue
   # Same slide, model, patch, overlap, mpp and batch as the config.
   slide=$(sed -n 's/^slides = \["\.\.\/\(.*\)"\]/\1/p' configs/bench-$model.toml)
   out=$(sed -n 's/^dir = "\.\.\/\(.*\)"/\1/p' configs/bench-$model.toml)

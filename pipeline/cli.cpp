@@ -80,6 +80,7 @@ int report(const flowinfer::RunSummary& s) {
                 std::string what = o.format;
                 if (o.format == "tiff") what = fmt::format("{}x{} map", o.width, o.height);
                 if (o.objects >= 0) what = fmt::format("{} objects", o.objects);
+                if (o.format == "hdf5") what = fmt::format("{} x {} features", o.rows, o.dim);
                 std::printf("ok      %s -> %s (%s)\n", r.path.c_str(), o.path.c_str(), what.c_str());
             }
             if (r.patches_skipped > 0)
@@ -119,8 +120,8 @@ void add_overrides(CLI::App& cmd, std::vector<std::string>& overrides) {
 
 CLI::App* add_run(CLI::App& app, RunArgs& a) {
     CLI::App* cmd = app.add_subcommand("run", "Runs every [[models]] entry over every slide of CONFIG in one pass");
-    cmd->footer("Writes <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles) and\n"
-                "<output.dir>/summary.json. Resumes: a slide whose outputs are complete and were made from\n"
+    cmd->footer("Writes <output.dir>/<slide>/<model>.tif (maps), .geojson and .csv (objects, tiles), .h5\n"
+                "(features) and <output.dir>/summary.json. Resumes: a slide whose outputs are complete and were made from\n"
                 "the same slide file, model files, settings and flowinfer version is skipped (its record is\n"
                 "<output.dir>/<slide>/.flowinfer-done.json).\n"
                 "With --shard I/N the summary is <output.dir>/summary-I-of-N.json. Without --shard, a Slurm job\n"
@@ -210,8 +211,8 @@ int cmd_bench(const BenchArgs& a) {
     return kOk;
 }
 
-// Slide and models for configs/detection.toml: dark discs on a jittered grid, some on the
-// borders of 256-pixel patches.
+// Slide and models for configs/detection.toml (dark discs on a jittered grid, some on the
+// borders of 256-pixel patches), classification.toml and embedding.toml.
 void write_demo_detection_assets(const fs::path& dir) {
     std::vector<flowinfer::Disc> discs;
     std::uint32_t h = 2024;
@@ -222,6 +223,7 @@ void write_demo_detection_assets(const fs::path& dir) {
     flowinfer::write_disc_slide((dir / "discs.tiff").string(), 1024, 1024, discs);
     flowinfer::write_demo_model((dir / "blobs.pt").string(), flowinfer::DemoModel::blob_detector, 12);
     flowinfer::write_demo_model((dir / "classifier.pt").string(), flowinfer::DemoModel::patch_classifier);
+    flowinfer::write_demo_model((dir / "vit_small.pt").string(), flowinfer::DemoModel::vit_small);
 }
 
 struct DemoArgs {
@@ -233,7 +235,8 @@ CLI::App* add_demo(CLI::App& app, DemoArgs& a) {
     CLI::App* cmd = app.add_subcommand(
         "demo", "Makes a synthetic slide and a demo model in DIR, writes DIR/pipeline.toml and runs it");
     cmd->footer("The slide is H&E-like, the model a tissue segmenter (TorchScript, built without Python).\n"
-                "Also writes the slide and models that configs/*.toml use (discs.tiff, blobs.pt, classifier.pt).");
+                "Also writes the slide and models that configs/*.toml use (discs.tiff, blobs.pt, classifier.pt,\n"
+                "vit_small.pt).");
     cmd->add_option("DIR", a.dir, "Where the demo's files go")->capture_default_str();
     cmd->add_flag("--assets-only", a.assets_only, "Writes the files without running the pipeline");
     return cmd;
@@ -278,8 +281,8 @@ mean = [0.485, 0.456, 0.406]
 std = [0.229, 0.224, 0.225]
 activation = "softmax"
 )";
-    std::printf("demo: writing discs.tiff, blobs.pt and classifier.pt for configs/detection.toml, "
-                "configs/classification.toml and configs/multi.toml\n");
+    std::printf("demo: writing discs.tiff, blobs.pt, classifier.pt and vit_small.pt for configs/detection.toml, "
+                "configs/classification.toml, configs/multi.toml and configs/embedding.toml\n");
     write_demo_detection_assets(dir);
     if (!run_it) return kOk;
     std::printf("demo: running %s\n", toml.c_str());
@@ -355,7 +358,9 @@ const std::pair<const char*, DemoModel> kModelKinds[] = {
     {"blob_detector", DemoModel::blob_detector}, {"patch_classifier", DemoModel::patch_classifier},
     {"call_size", DemoModel::call_size},   {"ragged_boxes", DemoModel::ragged_boxes},
     {"identity", DemoModel::identity},
-    {"light", DemoModel::light},           {"unet", DemoModel::unet}};
+    {"light", DemoModel::light},           {"unet", DemoModel::unet},
+    {"mean_features", DemoModel::mean_features}, {"mean_features_pooled", DemoModel::mean_features_pooled},
+    {"empty_features", DemoModel::empty_features}, {"vit_small", DemoModel::vit_small}};
 
 std::string model_kind_names() {
     std::string names;
@@ -371,7 +376,9 @@ struct MakeModelArgs {
 CLI::App* add_make_model(CLI::App& app, MakeModelArgs& a) {
     CLI::App* cmd = app.add_subcommand("make-model", "Writes a TorchScript model built without Python");
     cmd->footer("KIND light is the light benchmark model (two small convolutions); unet the benchmark U-Net\n"
-                "(4 levels, --param: base channels); blob_detector's --param is the disc radius.");
+                "(4 levels, --param: base channels); blob_detector's --param is the disc radius.\n"
+                "vit_small is a ViT-S/16-like encoder for task embedding (224 px, D = 384, random weights);\n"
+                "mean_features returns per-channel patch means ([B, D], --param: D).");
     cmd->add_option("OUT.pt", a.out, "The model file to write")->required();
     cmd->add_option("--kind", a.kind, "One of " + model_kind_names())->type_name("KIND");
     cmd->add_option("--param", a.param, "A number some kinds take");

@@ -1,12 +1,10 @@
 // Demo / test TorchScript models, built in C++ so no Python or downloaded weights are needed.
 // Each one is a torch::jit::Module with registered tensors and a TorchScript forward(), saved
 // as a regular TorchScript archive that torch.jit.load (C++ or Python) opens.
+#include "pipeline/demo_models.hpp"
+
 #include <flowinfer/demo.hpp>
 #include <flowinfer/errors.hpp>
-
-#include <torch/csrc/jit/frontend/resolver.h>
-#include <torch/csrc/jit/frontend/sugared_value.h>
-#include <torch/script.h>
 
 #include <fmt/format.h>
 
@@ -19,6 +17,9 @@
 namespace flowinfer {
 
 namespace {
+
+using demo::DemoResolver;
+using demo::WeightRng;
 
 // The pointwise models document their output as [1 - m, m]; shared so they cannot drift.
 constexpr const char* kPointwiseMean = R"JIT(
@@ -226,20 +227,6 @@ def up_cat(self, x: Tensor, skip: Tensor) -> Tensor:
     return torch.cat([up, skip], 1)
 )JIT";
 
-// Module::define() without Python only knows `torch`; `raise Exception(...)` needs the
-// builtin exception too (the Python frontend gets it from its own resolver).
-struct DemoResolver : torch::jit::Resolver {
-    std::shared_ptr<torch::jit::SugaredValue> resolveValue(const std::string& name,
-                                                           torch::jit::GraphFunction& m,
-                                                           const torch::jit::SourceRange& loc) override {
-        if (name == "Exception") return std::make_shared<torch::jit::ExceptionValue>(name);
-        return torch::jit::nativeResolver()->resolveValue(name, m, loc);
-    }
-    c10::TypePtr resolveType(const std::string& name, const torch::jit::SourceRange& loc) override {
-        return torch::jit::nativeResolver()->resolveType(name, loc);
-    }
-};
-
 at::Tensor floats(std::initializer_list<float> values, at::IntArrayRef shape) {
     return torch::tensor(std::vector<float>(values), torch::kFloat).reshape(shape);
 }
@@ -273,24 +260,6 @@ void add_tissue_weights(torch::jit::Module& m) {
     m.register_parameter("head_bias",
                          floats({half * kTissueThreshold, -half * kTissueThreshold}, {2}), false);
 }
-
-// Deterministic weights without touching torch's global generator (write_demo_model() is
-// reentrant): splitmix64, the same numbers on every platform and every run.
-class WeightRng {
-public:
-    explicit WeightRng(std::uint64_t seed) : state_(seed) {}
-    // Uniform in [-1, 1).
-    float symmetric() {
-        std::uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-        z ^= z >> 31;
-        return static_cast<float>(static_cast<double>(z >> 11) * 0x1.0p-52 - 1.0);
-    }
-
-private:
-    std::uint64_t state_;
-};
 
 // Registers <name>_weight-style tensors `w` [out, in, k, k] and `b` [out]. The weights are
 // uniform with variance gain / fan_in (gain 2: Kaiming for a following relu, which keeps the
@@ -356,6 +325,7 @@ void add_unet_weights(torch::jit::Module& m, std::int64_t base) {
 }
 
 void check_param(const std::string& path, DemoModel kind, float param) {
+    if (demo::is_encoder(kind)) return demo::check_encoder_param(path, kind, param);
     if (kind == DemoModel::throw_after && !(param >= 0.0f && param == std::floor(param)))
         throw Error(fmt::format("demo model {}: throw_after needs a whole number of successful "
                                 "calls >= 0, got {}",
@@ -375,6 +345,7 @@ void check_param(const std::string& path, DemoModel kind, float param) {
 }
 
 torch::jit::Module build(DemoModel kind, float param) {
+    if (demo::is_encoder(kind)) return demo::build_encoder(kind, param);
     torch::jit::Module m("__torch__.flowinfer.DemoModel");
     switch (kind) {
         case DemoModel::tissue:
@@ -452,6 +423,8 @@ torch::jit::Module build(DemoModel kind, float param) {
         case DemoModel::unet:
             add_unet_weights(m, param > 0.0f ? static_cast<std::int64_t>(param) : 16);
             m.define(kUnet);
+            break;
+        default:  // the encoders, built above
             break;
     }
     m.eval();

@@ -7,7 +7,7 @@
 //   sink[m] -> tokens   (a patch every model has finished frees its admission token)
 //   done -> slide_finished -> slide_limit  (a finished slide lets the next one be planned)
 //
-// sink[m] is the model's task stage: stitch (segmentation), classify or detect.
+// sink[m] is the model's task stage: stitch (segmentation), classify, detect or embed.
 //
 // Backpressure: `max_in_flight` tokens circulate, and `emit` needs one per patch, so no
 // more patches than that are alive between emit and the last sink that uses them. At most
@@ -19,6 +19,7 @@
 #include "stages/batch_collect.hpp"
 #include "stages/classify.hpp"
 #include "stages/detect.hpp"
+#include "stages/embed.hpp"
 #include "stages/infer.hpp"
 #include "stages/model.hpp"
 #include "stages/normalize.hpp"
@@ -70,6 +71,7 @@ const char* sink_name(Task t) {
         case Task::segmentation: return "stitch";
         case Task::classification: return "classify";
         case Task::detection: return "detect";
+        case Task::embedding: return "embed";
     }
     return "sink";
 }
@@ -161,6 +163,7 @@ struct SlidePipeline::Impl {
             case Task::segmentation: return forward(Stitch(cfg, m, r.probe.shape, r.sink_counter));
             case Task::classification: return forward(Classify(cfg, m, r.probe.c, r.sink_counter));
             case Task::detection: return forward(Detect(cfg, m, r.sink_counter));
+            case Task::embedding: return forward(Embed(cfg, m, r.probe.c, r.sink_counter));
         }
         throw std::logic_error("unknown task");
     }

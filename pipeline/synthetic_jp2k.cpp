@@ -277,20 +277,11 @@ public:
     }
     // Closes, syncs and renames the file to its final name.
     void commit() {
-        const int sync_fd = ::dup(TIFFFileno(tif_));  // TIFFClose closes libtiff's descriptor
         TIFFClose(tif_);
         tif_ = nullptr;
-        if (sync_fd < 0) fail(fmt::format("cannot sync {}: {}", partial_, std::strerror(errno)));
-        try {
-            if (!error_.empty()) fail("cannot close TIFF");
-            sync_file(sync_fd, path_);
-        } catch (...) {
-            ::close(sync_fd);
-            throw;
-        }
-        ::close(sync_fd);
-        committed_ = true;  // commit_file removes the partial file itself when the rename fails
-        commit_file(partial_, path_);
+        if (!error_.empty()) fail("cannot close TIFF");
+        committed_ = true;  // sync_and_commit removes the partial file itself when it fails
+        sync_and_commit(partial_, path_);
     }
 
 private:

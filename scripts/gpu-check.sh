@@ -3,7 +3,7 @@
 #
 # One command for a GPU host without network (README, "PyTorch 2.x and CUDA"): builds flowinfer
 # against that host's PyTorch (its LibTorch) and the offline dependency bundle, runs the
-# gpu-labelled tests, benches the light model and the U-Net at fp32, fp16 and bf16 while
+# gpu-labelled tests, benches the light model, the U-Net and the ViT-S encoder at fp32, fp16 and bf16 while
 # nvidia-smi samples GPU utilization, and writes OUT_DIR/gpu-report.txt and gpu-report.json.
 #
 #   --dry-run     every step that needs no GPU, on any machine (CI runs it): the build, the gpu
@@ -113,7 +113,7 @@ if [ "$failed" = 0 ]; then
         -DFLOWINFER_PYTHON= -DCMAKE_PREFIX_PATH="$prefix" "${cfg[@]}"
       for lib in pkgcfg_lib_OPENSLIDE_openslide pkgcfg_lib_LIBTIFF_tiff TBB_DIR fmt_DIR Boost_DIR ZLIB_LIBRARY \
                  nlohmann_json_DIR CLI11_DIR OPENSSL_CRYPTO_LIBRARY PNG_LIBRARY JPEG_LIBRARY_RELEASE \
-                 pkgcfg_lib_OPENJPEG_openjp2; do
+                 pkgcfg_lib_OPENJPEG_openjp2 pkgcfg_lib_HDF5_hdf5; do
         grep -q "^$lib:.*=$deps/" "$out/bundle-configure/CMakeCache.txt" ||
           { record "configure against the bundle" failed 0 "$lib not from $deps"; failed=1; }
       done
@@ -125,7 +125,7 @@ if [ "$failed" = 0 ]; then
   if [ "$failed" = 0 ] && ! grep -q '^FLOWINFER_WITH_CUDA:INTERNAL=ON' "$build/CMakeCache.txt"; then
     record configure failed 0 "LibTorch in $torch_dir has no CUDA"; failed=1
   fi
-  [ "$failed" = 0 ] && step build cmake --build "$build" -j"$(nproc)" --target flowinfer_cli test_gpu test_model
+  [ "$failed" = 0 ] && step build cmake --build "$build" -j"$(nproc)" --target flowinfer_cli test_gpu test_model test_embedding
 fi
 # Tests and benches need the build only: a failing test still leaves the GPU's figures to take.
 built=$((1 - failed))
@@ -133,7 +133,7 @@ fi_cli=$build/flowinfer
 
 # 3. The gpu-labelled tests (they skip themselves, and say so, where no GPU is visible).
 if [ "$built" = 1 ]; then
-  for t in test_gpu test_model; do
+  for t in test_gpu test_model test_embedding; do
     t0=$SECONDS
     if (cd "$build/tests" && "./$t" --run_test=@gpu --log_level=message --report_level=short --color_output=no) \
          > "$out/$t.log" 2>&1; then st=ok; else st=failed; failed=1; fi
@@ -143,7 +143,8 @@ if [ "$built" = 1 ]; then
   done
 fi
 
-# 4. Benchmarks: the light model (read-bound) and the U-Net (compute-bound).
+# 4. Benchmarks: the light model (read-bound), the U-Net (compute-bound) and the ViT-S/16
+# encoder (task embedding, tissue patches at 224 px).
 assets=$out/assets
 bench_one() {  # bench_one MODEL PRECISION DEVICE [extra bench args...]
   local model=$1 prec=$2 device=$3 dir=$out/bench-$1-$2 sampler=""
@@ -165,8 +166,9 @@ if [ "$built" = 1 ]; then
   mkdir -p "$assets"
   side=10000; [ "$gpu" = 1 ] || side=3000
   step "bench assets" bash -c "'$fi_cli' synth '$assets/bench.tiff' --width $side --height $side --mpp 0.25 &&
-    '$fi_cli' make-model '$assets/light.pt' --kind light && '$fi_cli' make-model '$assets/unet.pt' --kind unet --param 16"
-  for model in light unet; do
+    '$fi_cli' make-model '$assets/light.pt' --kind light && '$fi_cli' make-model '$assets/unet.pt' --kind unet --param 16 &&
+    '$fi_cli' make-model '$assets/vit.pt' --kind vit_small"
+  for model in light unet vit; do
     for prec in fp32 fp16 bf16; do
       if [ "$gpu" = 1 ]; then
         step "bench $model $prec" bench_one "$model" "$prec" cuda --set runtime.readers=16 --set runtime.max_in_flight=512 \

@@ -6,7 +6,7 @@
 # LibTorch that users' GPU hosts have, built with CUDA, so FLOWINFER_WITH_CUDA is compiled and
 # linked (CUDA's toolkit must be installed: /usr/local/cuda or nvcc on PATH; no GPU is needed).
 # The venv also holds what the PyTorch-oracle test runs (torchvision, timm, numpy,
-# openslide-python), and is found by every build of this checkout (tests/CMakeLists.txt).
+# openslide-python, h5py), and is found by every build of this checkout (tests/CMakeLists.txt).
 #
 #   FLOWINFER_VENV  where the venv goes (default: .venv-torch in the project root)
 #   PYTHON          the interpreter that makes it (default: python3; 3.9 or newer)
@@ -19,7 +19,7 @@ python=${PYTHON:-python3}
 
 # torch 2.11.0 is the GPU host's version; its PyPI wheel for Linux x86-64 is built with CUDA
 # 13.0 and pulls CUDA's runtime libraries (cuBLAS, cuDNN, NCCL, ...) as nvidia-* wheels.
-pins=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 numpy==2.4.6 openslide-python==1.4.7)
+pins=(torch==2.11.0 torchvision==0.26.0 timm==1.0.31 numpy==2.4.6 openslide-python==1.4.7 h5py==3.16.0)
 
 t0=$SECONDS
 if [ ! -x "$venv/bin/python" ]; then

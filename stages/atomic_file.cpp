@@ -52,6 +52,24 @@ void commit_file(const std::string& partial, const std::string& final_path) {
     ::close(fd);
 }
 
+void sync_and_commit(const std::string& partial, const std::string& final_path) {
+    const int fd = ::open(partial.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        const int err = errno;
+        ::unlink(partial.c_str());
+        throw OutputError(final_path, fmt::format("cannot open {} to sync it: {}", partial, std::strerror(err)));
+    }
+    try {
+        sync_file(fd, final_path);
+    } catch (...) {
+        ::close(fd);
+        ::unlink(partial.c_str());
+        throw;
+    }
+    ::close(fd);
+    commit_file(partial, final_path);
+}
+
 void write_file_atomically(const std::string& path, std::string_view bytes) {
     const std::string tmp = partial_path(path);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);

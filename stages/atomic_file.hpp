@@ -29,4 +29,9 @@ void sync_file(int fd, const std::string& path);
 // `final_path`; `partial` is removed when the rename fails.
 void commit_file(const std::string& partial, const std::string& final_path);
 
+// For a file a library wrote and closed (libtiff, HDF5): opens `partial` again, fsyncs it
+// (fsync reaches the file's data through any descriptor) and commits it as commit_file does.
+// Throws OutputError naming `final_path`; `partial` is removed on any failure.
+void sync_and_commit(const std::string& partial, const std::string& final_path);
+
 }  // namespace flowinfer

@@ -2,6 +2,8 @@
 
 #include "stages/classify.hpp"
 #include "stages/detect.hpp"
+#include "stages/embed.hpp"
+#include "stages/hdf5/feature_writer.hpp"
 #include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 

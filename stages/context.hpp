@@ -2,9 +2,9 @@
 //
 // Thread safety: `job`, `slide` and `plan` are set by the plan stage before the first message
 // leaves it and are read-only afterwards. fail()/failed()/error() are thread-safe. The fields
-// marked "stitch" are touched only by the (serial) stitch node, those marked "write" only by
-// the (serial) write node; `writer` is created by stitch before it sends the first tile and
-// used only by write afterwards.
+// marked "sink" are touched only by the model's (serial) sink node, those marked "write" only
+// by the (serial) write node; the output writers (`tiff`, `objects`, `features`) are created
+// by the sink before it sends the first message and used only by write afterwards.
 #pragma once
 
 #include "stages/layout.hpp"
@@ -17,6 +17,8 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -26,7 +28,20 @@ namespace flowinfer {
 struct StitchState;
 struct ClassifyState;
 struct DetectState;
+struct EmbedState;
 class ObjectWriter;
+namespace hdf5 {
+class FeatureWriter;
+}
+
+// Rows of an embedding model's features file, in walk order: rows first, first + 1, ...
+// (the write node appends them in that order whatever order the messages arrive in).
+struct FeatureRows {
+    std::int64_t first = 0;
+    std::vector<std::int64_t> xy;  // 2 per row: the patch's level-0 top-left (x, y)
+    std::vector<float> values;     // D per row
+    std::size_t size() const { return xy.size() / 2; }
+};
 
 // One model's work on one slide.
 struct ModelSlide {
@@ -34,18 +49,21 @@ struct ModelSlide {
     ModelSlide(ModelSlide&&) noexcept;
     ~ModelSlide();
 
-    // sink (the model's stitch / classify / detect node)
+    // sink (the model's stitch / classify / detect / embed node)
     std::unique_ptr<StitchState> stitch;
     std::unique_ptr<ClassifyState> classify;
     std::unique_ptr<DetectState> detect;
+    std::unique_ptr<EmbedState> embed;
     std::uint64_t consumed = 0;  // patches this model has finished
     std::int64_t sent = 0;       // write messages sent
     // sink, then write
     std::unique_ptr<PyramidTiffWriter> tiff;
     std::unique_ptr<ObjectWriter> objects;
+    std::unique_ptr<hdf5::FeatureWriter> features;
     std::vector<std::string> measurement_names;  // of ObjectRow::measurements
     std::vector<OutputInfo> outputs;
     // write
+    std::map<std::int64_t, FeatureRows> feature_backlog;  // arrived ahead of earlier rows, by first row
     std::int64_t received = 0;
     std::int64_t expected = -1;  // known once the sink has seen every patch
     bool finished = false;

@@ -30,7 +30,7 @@ inline std::string json_string(const std::string& s) {
 }
 
 // An output's kind-specific members, the same in summary.json and the resume records: a map's
-// size and downsample, an object file's count.
+// size and downsample, an object file's count, a features file's rows and dimension.
 inline void add_output_details(Json& j, const OutputInfo& o) {
     if (o.format == "tiff") {
         j["width"] = o.width;
@@ -38,6 +38,10 @@ inline void add_output_details(Json& j, const OutputInfo& o) {
         j["downsample"] = o.downsample;
     }
     if (o.objects >= 0) j["objects"] = o.objects;
+    if (o.format == "hdf5") {
+        j["rows"] = o.rows;
+        j["dim"] = o.dim;
+    }
 }
 
 }  // namespace flowinfer

@@ -107,15 +107,17 @@ struct ObjectRow {
     std::vector<double> csv;
 };
 
-// sink -> write: a finished TIFF tile, objects, or (end) the model's message count for a slide.
+// sink -> write: a finished TIFF tile, objects, feature rows, or (end) the model's message
+// count for a slide.
 struct WriteMsg {
-    enum Kind { tile, objects, end };
+    enum Kind { tile, objects, features, end };
     SlidePtr ctx;
     int model = 0;
     Kind kind = tile;
     std::int64_t tx = 0, ty = 0;
     std::vector<std::uint8_t> pixels;
     std::vector<ObjectRow> rows;
+    FeatureRows feature_rows;
     std::int64_t sent = 0;  // with end: messages the sink sent before it
 };
 

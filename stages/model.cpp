@@ -1,4 +1,4 @@
-// TorchScript model runner. One of the only two files that include LibTorch: the pimpl keeps
+// TorchScript model runner. One of the few files that include LibTorch: the pimpl keeps
 // torch out of model.hpp so the rest of the project compiles fast and stays torch-free.
 #include "stages/model.hpp"
 
@@ -6,6 +6,7 @@
 #include "stages/buffer_pool.hpp"
 #include "stages/model_errors.hpp"
 #include "stages/normalize.hpp"
+#include "stages/output_shape.hpp"
 
 #include <flowinfer/errors.hpp>
 
@@ -76,11 +77,9 @@ c10::ScalarType precision_dtype(Precision p) {
     return torch::kFloat;
 }
 
-std::string shape_string(const at::Tensor& t) {
-    std::string s = "[";
-    for (int64_t i = 0; i < t.dim(); ++i) s += (i ? ", " : "") + std::to_string(t.size(i));
-    return s + "]";
-}
+std::vector<std::int64_t> dims(const at::Tensor& t) { return {t.sizes().begin(), t.sizes().end()}; }
+
+std::string shape_string(const at::Tensor& t) { return flowinfer::shape_string(dims(t)); }
 
 torch::jit::Module load_module(const std::string& model, const std::string& path,
                                const c10::Device& device) {
@@ -115,39 +114,6 @@ at::Tensor first_tensor(const std::string& model, const c10::IValue& result) {
     throw ModelError(model, fmt::format("forward returned {}; expected a Tensor or a tuple "
                                         "whose first element is a Tensor",
                                         result.tagKind()));
-}
-
-void validate_rank(const std::string& model, const at::Tensor& out, int n, int rank,
-                   const char* layout) {
-    if (out.dim() != rank)
-        throw ModelError(model, fmt::format("output has rank {} ({}); expected {}", out.dim(),
-                                            shape_string(out), layout));
-    if (out.size(0) != n)
-        throw ModelError(model, fmt::format("output batch is {} ({}); expected {} (the input batch)",
-                                            out.size(0), shape_string(out), n));
-    for (int64_t d = 1; d < out.dim(); ++d)
-        if (out.size(d) < 1) throw ModelError(model, fmt::format("output {} is empty", shape_string(out)));
-}
-
-// The stitcher maps output pixels back onto the patch with one integer factor, so anything
-// else (padding-less convolutions shrinking the map, odd strides) must fail loudly here.
-void validate_output(const std::string& model, Task task, const at::Tensor& out, int n, int h, int w) {
-    if (task == Task::classification) return validate_rank(model, out, n, 2, "[B, C] for task classification");
-    if (task == Task::detection) return validate_rank(model, out, n, 3, "[B, N, 6], [B, 4 + nc, N] or [B, N, 5 + nc] for task detection");
-    if (out.dim() != 4)
-        throw ModelError(model, fmt::format("output has rank {} ({}); expected [B, C, h, w]",
-                                            out.dim(), shape_string(out)));
-    if (out.size(0) != n)
-        throw ModelError(model, fmt::format("output batch is {} ({}); expected {} (the input batch)",
-                                            out.size(0), shape_string(out), n));
-    if (out.size(1) < 1 || out.size(2) < 1 || out.size(3) < 1)
-        throw ModelError(model, fmt::format("output {} is empty", shape_string(out)));
-    const int64_t oh = out.size(2), ow = out.size(3);
-    const int64_t s = h / oh;
-    if (s < 1 || oh * s != h || ow * s != w)
-        throw ModelError(model, fmt::format("output size {}x{} (h x w) is not the input patch {}x{} "
-                                            "divided by one integer factor",
-                                            oh, ow, h, w));
 }
 
 at::Tensor activate(const at::Tensor& logits, Activation activation) {
@@ -200,9 +166,11 @@ struct Model::Impl {
     at::Tensor forward(std::size_t d, const at::Tensor& x, int n, int h, int w) {
         c10::IValue result = modules[d].forward({x});
         at::Tensor out = first_tensor(cfg.name, result);
-        validate_output(cfg.name, cfg.task, out, n, h, w);
+        check_output_shape(cfg.name, cfg.task, dims(out), n, h, w);
         // Activation in fp32: softmax in half precision loses the small probabilities.
         if (cfg.task == Task::detection) return out.to(torch::kFloat);
+        // Features as the model gives them, [B, D, 1, 1] as [B, D].
+        if (cfg.task == Task::embedding) return out.reshape({n, out.size(1)}).to(torch::kFloat);
         return activate(out.to(torch::kFloat), cfg.activation);
     }
 

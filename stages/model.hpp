@@ -19,7 +19,8 @@ namespace flowinfer {
 
 // The model's output as float32 host memory, after the activation (segmentation and
 // classification). `shape` is the full shape; n, c, h, w name its dims where the task has
-// them: segmentation [n, c, h, w], classification [n, c], detection [n, d1, d2].
+// them: segmentation [n, c, h, w], classification [n, c], detection [n, d1, d2], embedding
+// [n, c] (c = D features).
 struct ModelOutput {
     std::vector<std::int64_t> shape;
     int n = 0, c = 0, h = 0, w = 0;
@@ -58,10 +59,10 @@ public:
     bool host_pinned(const void* p) const;
 
     // Runs the model on `n` patches: input [n, 3, h, w] float32 contiguous (already
-    // normalized). Validates the output for the model's task (segmentation: [n, C, h', w']
-    // with h' and w' the input's divided by one integer factor; classification: [n, C];
-    // detection: [n, d1, d2]) and applies the configured activation over dim 1 (not for
-    // detection). Throws ModelError carrying the model's name and the original message.
+    // normalized). Validates the output for the model's task (check_output_shape in
+    // stages/output_shape.hpp) and applies the configured activation over dim 1 (not for
+    // detection and embedding; an embedding's [n, D, 1, 1] comes back as [n, D]). Throws
+    // ModelError carrying the model's name and the original message.
     ModelOutput run(const float* input, int n, int h, int w, int slot);
     // The same from uint8 RGB [n, h, w, 3] (interleaved, as read; the pipeline's batches):
     // normalized with the model's mean and std where the model runs (on the device for CUDA).

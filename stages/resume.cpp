@@ -97,6 +97,7 @@ std::string resume_settings(const Config& cfg) {
         if (m.task == Task::detection)
             s += fmt::format("{}detection={} conf={} iou={} max={} agnostic={}\n", p, to_string(m.detection_format),
                              num(m.conf_threshold), num(m.iou_threshold), m.max_detections, m.class_agnostic);
+        if (m.task == Task::embedding) s += fmt::format("{}embedding_dtype={}\n", p, to_string(m.embedding_dtype));
     }
     return s;
 }
@@ -108,7 +109,7 @@ RunFingerprint::RunFingerprint(const Config& cfg) : version_(FLOWINFER_VERSION) 
         auto it = by_path.find(m.path);
         if (it == by_path.end()) {
             try {
-                it = by_path.emplace(m.path, sha256_file(m.path)).first;
+                it = by_path.emplace(m.path, sha256_file_cached(m.path)).first;
             } catch (const Error& e) {
                 throw ModelError(m.name, fmt::format("cannot hash the model file for resume records: {}", e.what()));
             }
@@ -188,6 +189,8 @@ std::optional<DoneRecord> parse_record(const std::string& text, const fs::path& 
         get(o, "height", out.info.height);
         get(o, "downsample", out.info.downsample);
         get(o, "objects", out.info.objects);
+        get(o, "rows", out.info.rows);
+        get(o, "dim", out.info.dim);
         r.outputs.push_back(std::move(out));
     }
     return r;

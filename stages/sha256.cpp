@@ -6,10 +6,14 @@
 #include <openssl/evp.h>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
+#include <map>
+#include <mutex>
 
 namespace flowinfer {
 
@@ -69,6 +73,29 @@ std::string sha256_file(const std::string& path) {
     }
     ::close(fd);
     return s.hex();
+}
+
+std::string sha256_file_cached(const std::string& path) {
+    struct Known {
+        std::int64_t size = -1, mtime_ns = -1;
+        std::string digest;
+    };
+    static std::mutex mu;
+    static std::map<std::string, Known> known;
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) throw Error(fmt::format("{}: cannot read: {}", path, std::strerror(errno)));
+    const std::int64_t size = static_cast<std::int64_t>(st.st_size);
+    const std::int64_t mtime_ns = static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+    {
+        std::lock_guard<std::mutex> lock(mu);
+        const auto it = known.find(path);
+        if (it != known.end() && it->second.size == size && it->second.mtime_ns == mtime_ns) return it->second.digest;
+    }
+    // Hashed outside the lock: another file's digest need not wait for a large checkpoint.
+    std::string digest = sha256_file(path);
+    std::lock_guard<std::mutex> lock(mu);
+    known[path] = Known{size, mtime_ns, digest};
+    return digest;
 }
 
 }  // namespace flowinfer

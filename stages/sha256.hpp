@@ -4,7 +4,7 @@
 // multi-gigabyte foundation-model checkpoint is hashed at disk speed.
 //
 // Thread safety: a Sha256 object is not shared between threads; the free functions are
-// reentrant.
+// thread-safe.
 #pragma once
 
 #include <memory>
@@ -34,5 +34,11 @@ std::string sha256_hex(std::string_view data);
 // The digest of a file's bytes, read in 1 MiB pieces (memory stays flat for any file size).
 // Throws Error naming the file when it cannot be read.
 std::string sha256_file(const std::string& path);
+
+// sha256_file, remembered for the process on (path, size, modification time): a model file's
+// digest goes into the resume records and into each features file's attributes, and a
+// multi-gigabyte foundation-model checkpoint is hashed once per run. A file rewritten since
+// (another size or mtime) is hashed again. Thread-safe.
+std::string sha256_file_cached(const std::string& path);
 
 }  // namespace flowinfer

@@ -93,21 +93,25 @@ double Slide::level_downsample(int level) const {
     return level >= 0 && level < level_count() ? levels_[static_cast<std::size_t>(level)].downsample : -1.0;
 }
 
-double Slide::mpp() const {
+double Slide::number_property(const char* name) const {
     const std::shared_ptr<Handle> h = current();
-    const auto number = [&h](const char* name) {
-        const char* v = openslide_get_property_value(h->osr, name);
-        if (!v) return 0.0;
-        char* end = nullptr;
-        const double d = std::strtod(v, &end);
-        return (end != v && d > 0.0) ? d : 0.0;
-    };
-    if (const double mpp = number(OPENSLIDE_PROPERTY_NAME_MPP_X); mpp > 0.0) return mpp;
+    const char* v = openslide_get_property_value(h->osr, name);
+    if (!v) return 0.0;
+    char* end = nullptr;
+    const double d = std::strtod(v, &end);
+    return (end != v && d > 0.0) ? d : 0.0;
+}
+
+double Slide::objective_power() const { return number_property(OPENSLIDE_PROPERTY_NAME_OBJECTIVE_POWER); }
+
+double Slide::mpp() const {
+    if (const double mpp = number_property(OPENSLIDE_PROPERTY_NAME_MPP_X); mpp > 0.0) return mpp;
     // OpenSlide 3.4.1 does not turn a generic TIFF's resolution tags into openslide.mpp-x
     // (4.0 does); derive it the same way, so flowinfer's own outputs and synthetic slides
     // and other resolution-tagged TIFFs keep their scale.
+    const std::shared_ptr<Handle> h = current();  // owns the property strings
     const char* unit = openslide_get_property_value(h->osr, "tiff.ResolutionUnit");
-    const double res = number("tiff.XResolution");
+    const double res = number_property("tiff.XResolution");
     if (!unit || res <= 0.0) return 0.0;
     const std::string u = unit;
     const double mpp = u == "centimeter" ? 10000.0 / res : u == "inch" ? 25400.0 / res : 0.0;

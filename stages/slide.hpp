@@ -45,6 +45,8 @@ public:
     double level_downsample(int level) const;
     // µm per level-0 pixel: openslide.mpp-x, else the TIFF resolution tags; 0 if unknown.
     double mpp() const;
+    // The scanner's objective (openslide.objective-power, e.g. 40); 0 if unknown.
+    double objective_power() const;
 
     // "native" or "openslide": who reads this slide's pixels.
     const char* reader() const { return native_ ? "native" : "openslide"; }
@@ -97,6 +99,7 @@ private:
                  std::int64_t h_px, std::uint32_t* argb, std::uint8_t* rgb) const;
 
     [[noreturn]] void fail_native(const std::exception& e) const;
+    double number_property(const char* name) const;  // a positive number, else 0
     // read_level through OpenSlide: at level-0 position round(x * downsample).
     void read_level_openslide(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
                               std::uint8_t* rgb, bool isolated) const;

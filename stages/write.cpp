@@ -1,5 +1,7 @@
 #include "stages/write.hpp"
 
+#include "stages/embed.hpp"
+#include "stages/hdf5/feature_writer.hpp"
 #include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 
@@ -21,6 +23,18 @@ void write_rows(ModelSlide& ms, const std::vector<ObjectRow>& rows) {
     }
 }
 
+// Rows go into the file in walk order: a message that overtook an earlier one waits for it.
+void write_features(ModelSlide& ms, const FeatureRows& rows) {
+    if (rows.first != ms.features->rows()) {
+        ms.feature_backlog.emplace(rows.first, rows);
+        return;
+    }
+    ms.features->append(rows.xy.data(), rows.values.data(), rows.size());
+    for (auto it = ms.feature_backlog.begin(); it != ms.feature_backlog.end() && it->first == ms.features->rows();
+         it = ms.feature_backlog.erase(it))
+        ms.features->append(it->second.xy.data(), it->second.values.data(), it->second.size());
+}
+
 // Finishes every file of the slide, or none: a later failure removes the files already
 // renamed into place, so a slide whose outputs fail leaves nothing under a final name. The
 // OutputError goes on: a directory or disk that cannot take one slide's files will not take
@@ -40,6 +54,12 @@ void finish_outputs(SlideContext& ctx) {
                         o.objects = ms.objects->count();
                         done.push_back(o.path);
                     }
+            }
+            if (ms.features) {
+                ms.features->finish();
+                for (OutputInfo& o : ms.outputs)
+                    if (o.format == "hdf5") o.rows = ms.features->rows();
+                done.push_back(ms.features->path());
             }
         }
     } catch (const OutputError&) {
@@ -84,7 +104,9 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
     for (ModelSlide& ms : ctx.models) {
         ms.tiff.reset();
         ms.objects.reset();
+        ms.features.reset();
         ms.stitch.reset();
+        ms.embed.reset();
     }
     r.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - ctx.start).count();
     slides_done_->fetch_add(1, std::memory_order_relaxed);
@@ -102,6 +124,7 @@ std::optional<SlideResult> WriteStage::operator()(const WriteMsg& m) const {
         if (!ctx.failed()) {
             if (m.kind == WriteMsg::tile && ms.tiff) ms.tiff->write_tile(m.tx, m.ty, m.pixels.data());
             if (m.kind == WriteMsg::objects && ms.objects) write_rows(ms, m.rows);
+            if (m.kind == WriteMsg::features && ms.features) write_features(ms, m.feature_rows);
         }
     }
     if (ms.finished || ms.expected < 0 || ms.received != ms.expected) return std::nullopt;

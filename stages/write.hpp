@@ -1,5 +1,5 @@
-// write stage: hands finished map tiles to each model's pyramidal TIFF writer and objects to
-// its GeoJSON/CSV writer; once every model's sink has ended the slide and every message it
+// write stage: hands finished map tiles to each model's pyramidal TIFF writer, objects to its
+// GeoJSON/CSV writer and feature rows to its HDF5 writer; once every model's sink has ended the slide and every message it
 // sent has arrived, finishes all of the slide's files and emits the slide's result.
 // Messages may arrive in any order: each end marker carries its model's message count.
 // An OutputError (a file that cannot be written) is thrown on: it stops the run.

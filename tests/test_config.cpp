@@ -577,7 +577,7 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
         {"name = \"\"\n", "models[0].name", 6, 8, "non-empty"},
         {"path = \"\"\n", "models[0].path", 7, 8, "must not be empty"},
         {"task = \"regression\"\n", "models[0].task", 8, 8,
-         "must be one of: segmentation, classification, detection (got 'regression')"},
+         "must be one of: segmentation, classification, detection, embedding (got 'regression')"},
         {"batch_size = 0\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
         {"batch_size = 4097\n", "models[0].batch_size", 8, 14, "between 1 and 4096"},
         {"cpu_micro_batch = 0\n", "models[0].cpu_micro_batch", 8, 19, "between 1 and 4096"},
@@ -799,6 +799,29 @@ BOOST_AUTO_TEST_CASE(detection_keys) {
                  "models[0].classes[0].colour", 8, 34, "unknown key");
     expect_error(kMinimal + "classes = [{name = \"a\", color = [1, 2, 300]}]\n",
                  "models[0].classes[0].color[2]", 8, 40, "between 0 and 255");
+}
+
+BOOST_AUTO_TEST_CASE(embedding_keys) {
+    const std::string emb = kInput + kOutput +
+                            "[[models]]\nname = \"e\"\npath = \"e.pt\"\ntask = \"embedding\"\n";  // 8 lines
+    const Config c = parse(emb);
+    BOOST_TEST((c.models.at(0).task == Task::embedding));
+    BOOST_TEST((c.models[0].embedding_dtype == EmbeddingDtype::float32));
+    // Features are written as the model returns them.
+    BOOST_TEST((c.models[0].activation == Activation::none));
+    BOOST_TEST((parse(emb + "embedding_dtype = \"float16\"\n").models[0].embedding_dtype == EmbeddingDtype::float16));
+    BOOST_TEST((parse(emb, {"models.0.embedding_dtype=float16"}).models[0].embedding_dtype == EmbeddingDtype::float16));
+    BOOST_TEST(std::string(to_string(Task::embedding)) == "embedding");
+    BOOST_TEST(std::string(to_string(EmbeddingDtype::float16)) == "float16");
+    expect_error(emb + "embedding_dtype = \"bfloat16\"\n", "models[0].embedding_dtype", 9, 19,
+                 "must be one of: float32, float16 (got 'bfloat16')");
+    expect_error(kMinimal + "embedding_dtype = \"float16\"\n", "models[0].embedding_dtype", 8, 19,
+                 "applies to task embedding only");
+    expect_error(emb + "activation = \"softmax\"\n", "models[0].activation", 9, 14,
+                 "does not apply to task embedding");
+    expect_error(emb + "classes = [\"a\"]\n", "models[0].classes", 9, 11, "does not apply to task embedding");
+    expect_error(emb + "conf_threshold = 0.5\n", "models[0].conf_threshold", 9, 18, "applies to task detection only");
+    expect_error(emb + "blend = \"average\"\n", "models[0].blend", 9, 9, "applies to task segmentation only");
 }
 
 BOOST_AUTO_TEST_CASE(per_model_tiling_and_device) {

@@ -14,7 +14,9 @@
 
 namespace flowinfer {
 
-enum class Task { segmentation, classification, detection };
+enum class Task { segmentation, classification, detection, embedding };
+// The features dataset's element type (task embedding); the model's output is fp32 either way.
+enum class EmbeddingDtype { float32, float16 };
 enum class DetectionFormat { boxes, yolov8, yolov5 };
 enum class Precision { fp32, fp16, bf16 };
 enum class Activation { softmax, sigmoid, none };
@@ -70,6 +72,8 @@ struct ModelConfig {
     float iou_threshold = 0.45f;
     int max_detections = 300;
     bool class_agnostic = false;
+    // embedding
+    EmbeddingDtype embedding_dtype = EmbeddingDtype::float32;
 };
 
 struct Config {
@@ -136,5 +140,6 @@ const char* to_string(Task t) noexcept;
 const char* to_string(DetectionFormat f) noexcept;
 const char* to_string(ReadErrorPolicy p) noexcept;
 const char* to_string(SlideReader r) noexcept;
+const char* to_string(EmbeddingDtype d) noexcept;
 
 }  // namespace flowinfer

@@ -65,6 +65,11 @@ enum class DemoModel {
     identity,       // returns its (normalized) input: [B, 3, H, W]
     light,          // benchmark, I/O-bound: conv 3->8 (3x3) + relu, conv 8->2 (1x1); a tissue mask
     unet,           // benchmark, compute-bound: 4-level U-Net, base channels param (0: 16; 16..64)
+    // task embedding
+    mean_features,        // [B, D]: feature j = mean of input channel j % 3 over the patch; D = param (0: 3)
+    mean_features_pooled, // the same as [B, D, 1, 1], as a CNN's pooled last stage returns it
+    empty_features,       // [B, 0]: no features (a broken export)
+    vit_small,            // benchmark encoder: ViT-S/16 (224 px, 12 blocks, 6 heads, D = 384, class token)
 };
 
 // A dark disc on a white slide (level-0 pixels).

@@ -44,13 +44,15 @@ struct SlideJob {
 
 struct OutputInfo {
     std::string model;
-    std::string kind;    // the model's task: "segmentation", "classification", "detection"
-    std::string format;  // "tiff" (a map), "geojson", "csv", "png" (tissue mask preview)
+    std::string kind;    // the model's task: "segmentation", "classification", "detection", "embedding"
+    std::string format;  // "tiff" (a map), "geojson", "csv", "hdf5" (features), "png" (tissue mask preview)
     std::string path;    // final file; only present once complete
     std::int64_t width = 0;   // maps: pixels
     std::int64_t height = 0;
     double downsample = 1.0;  // maps: one output pixel = this many level-0 pixels
     std::int64_t objects = -1;  // geojson/csv: features written
+    std::int64_t rows = -1;     // hdf5: feature rows (N, one per patch run and read)
+    std::int64_t dim = 0;       // hdf5: features per row (D)
 };
 
 // A slide's state in summary.json.

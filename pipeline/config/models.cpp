@@ -97,7 +97,8 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
         mc.task = read_choice<Task>(c, key("task"), *n,
                                     {{"segmentation", Task::segmentation},
                                      {"classification", Task::classification},
-                                     {"detection", Task::detection}});
+                                     {"detection", Task::detection},
+                                     {"embedding", Task::embedding}});
     if (const toml::node* n = m.get("batch_size"))
         mc.batch_size = read_int(c, key("batch_size"), *n, 1, 4096);
     if (const toml::node* n = m.get("cpu_micro_batch"))
@@ -134,8 +135,15 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     only_for("blend", Task::segmentation);
     for (const char* k : {"detection_format", "conf_threshold", "iou_threshold", "max_detections", "class_agnostic"})
         only_for(k, Task::detection);
+    only_for("embedding_dtype", Task::embedding);
     if (const toml::node* n = m.get("activation"); n && mc.task == Task::detection)
         c.fail(key("activation"), n, "does not apply to task detection (scores are decoded as given)");
+    // Features are written as the model returns them: an activation over D would change them.
+    if (const toml::node* n = m.get("activation"); n && mc.task == Task::embedding)
+        c.fail(key("activation"), n, "does not apply to task embedding (features are written as the model returns them)");
+    if (const toml::node* n = m.get("classes"); n && mc.task == Task::embedding)
+        c.fail(key("classes"), n, "does not apply to task embedding (features have no classes)");
+    if (mc.task == Task::embedding) mc.activation = Activation::none;
     if (const toml::node* n = m.get("detection_format"))
         mc.detection_format = read_choice<DetectionFormat>(
             c, key("detection_format"), *n,
@@ -147,6 +155,9 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     if (const toml::node* n = m.get("max_detections"))
         mc.max_detections = read_int(c, key("max_detections"), *n, 1, 1000000);
     if (const toml::node* n = m.get("class_agnostic")) mc.class_agnostic = read_bool(c, key("class_agnostic"), *n);
+    if (const toml::node* n = m.get("embedding_dtype"))
+        mc.embedding_dtype = read_choice<EmbeddingDtype>(
+            c, key("embedding_dtype"), *n, {{"float32", EmbeddingDtype::float32}, {"float16", EmbeddingDtype::float16}});
     return mc;
 }
 
@@ -181,7 +192,8 @@ const TableSchema& models_table() {
         Shape::array_of_tables,
         {"name", "path", "task", "batch_size", "precision", "mean", "std", "activation", "blend",
          "device", "patch_size", "overlap", "mpp", "level", "classes", "detection_format",
-         "conf_threshold", "iou_threshold", "max_detections", "class_agnostic", "cpu_micro_batch"},
+         "conf_threshold", "iou_threshold", "max_detections", "class_agnostic", "cpu_micro_batch",
+         "embedding_dtype"},
         read_models};
     return schema;
 }
@@ -221,6 +233,7 @@ const char* to_string(Task t) noexcept {
         case Task::segmentation: return "segmentation";
         case Task::classification: return "classification";
         case Task::detection: return "detection";
+        case Task::embedding: return "embedding";
     }
     return "?";
 }
@@ -230,6 +243,14 @@ const char* to_string(DetectionFormat f) noexcept {
         case DetectionFormat::boxes: return "boxes";
         case DetectionFormat::yolov8: return "yolov8";
         case DetectionFormat::yolov5: return "yolov5";
+    }
+    return "?";
+}
+
+const char* to_string(EmbeddingDtype d) noexcept {
+    switch (d) {
+        case EmbeddingDtype::float32: return "float32";
+        case EmbeddingDtype::float16: return "float16";
     }
     return "?";
 }

@@ -515,20 +515,10 @@ void PyramidTiffWriter::finish() {
         if (!TIFFWriteDirectory(d.tif) || !d.tiff_error.empty())
             d.fail_tiff(fmt::format("cannot write level {} directory", k));
     }
-    // TIFFClose closes the descriptor too: keep a copy to sync the file once libtiff is done.
-    const int sync_fd = ::dup(TIFFFileno(d.tif));
     TIFFClose(d.tif);
     d.tif = nullptr;
-    if (sync_fd < 0) d.fail(fmt::format("cannot sync {}: {}", d.partial_path, std::strerror(errno)));
-    try {
-        if (!d.tiff_error.empty()) d.fail_tiff("cannot close TIFF");
-        sync_file(sync_fd, d.final_path);
-    } catch (...) {
-        ::close(sync_fd);
-        throw;
-    }
-    ::close(sync_fd);
-    commit_file(d.partial_path, d.final_path);
+    if (!d.tiff_error.empty()) d.fail_tiff("cannot close TIFF");
+    sync_and_commit(d.partial_path, d.final_path);
     d.finished = true;
     if (d.spill_fd >= 0) {
         ::close(d.spill_fd);

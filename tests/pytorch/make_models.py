@@ -109,7 +109,7 @@ def vit_small():
 MODELS = {
     "resnet18": (resnet18, "classification", 224, {"activation": "none"}),
     "unet_bn": (lambda: UNet(classes=2), "segmentation", 256, {"activation": "none"}),
-    "vit_s16": (vit_small, "classification", 224, {"activation": "none"}),
+    "vit_s16": (vit_small, "embedding", 224, {}),
     "yolov8_head": (lambda: YoloV8Head(classes=3), "detection", 256, {"detection_format": "yolov8"}),
 }
 

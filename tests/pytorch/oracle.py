@@ -9,8 +9,10 @@ Checks:
 - raw outputs: flowinfer's (oracle_dump: plan, read, Model::run_rgb in batches of 8 over two
   slots, micro-batches of 3) equal PyTorch's within 1e-4 for every patch, fp32;
 - the pipeline: `flowinfer run` of the resnet18 classifier (softmax) writes CSV rows equal to
-  PyTorch's probabilities within 1e-4 (the CSV's 6 significant digits allow it), and the
-  U-Net's TIFF map (class-1 probability x 255) is PyTorch's within one grey level;
+  PyTorch's probabilities within 1e-4 (the CSV's 6 significant digits allow it), the
+  U-Net's TIFF map (class-1 probability x 255) is PyTorch's within one grey level, and (from
+  LibTorch 2.0) the timm ViT-S/16 encoder's features file (task embedding, read with h5py)
+  holds PyTorch's features within 1e-4, or rounded to float16 with embedding_dtype float16;
 - with a LibTorch older than 2.0 (Debian's 1.13), a model calling
   aten::scaled_dot_product_attention fails before any slide is read, with an error naming the
   operator and the way out.
@@ -195,6 +197,44 @@ def check_pipeline_map(args, slide, info, work):
     return {"pixels": pixels, "max_grey_diff": worst}
 
 
+def check_pipeline_features(args, slide, info, work):
+    """The ViT-S/16 encoder through `flowinfer run`, task embedding: the features file's rows,
+    read with h5py as TRIDENT's and CLAM's training code reads them, against PyTorch's features
+    at the file's coords; float16 files hold those features rounded to half precision."""
+    import h5py
+
+    path = info["files"]["traced"]["path"]
+    stem = os.path.splitext(os.path.basename(args.slide))[0]
+    result = {}
+    want = None
+    for dtype in ("float32", "float16"):
+        out = os.path.join(work, f"run-vit-{dtype}")
+        cfg = os.path.join(work, f"vit-{dtype}.toml")
+        write_config(cfg, args.slide, out, path, "embedding", info["patch_size"],
+                     {"batch_size": 8, "cpu_micro_batch": 3, "embedding_dtype": dtype})
+        r = run([args.cli, "run", cfg, "--quiet", "--force"])
+        if r.returncode != 0:
+            fail(f"flowinfer run vit ({dtype}) failed:\n{r.stdout}")
+        with h5py.File(os.path.join(out, stem, "m.h5"), "r") as f:
+            got = f["features"][:]
+            coords = f["coords"][:]
+            attrs = dict(f["coords"].attrs)
+        if got.dtype != np.dtype(dtype) or coords.dtype != np.int64 or attrs.get("patch_size") != info["patch_size"]:
+            fail(f"vit features file: {got.dtype}, coords {coords.dtype}, attributes {attrs}")
+        if want is None:
+            want = reference(torch.jit.load(path).eval(), slide, coords.tolist(), info["patch_size"])
+        if got.shape != want.shape:
+            fail(f"vit features are {got.shape}, PyTorch's {want.shape}")
+        # float16: PyTorch's features rounded, give or take the fp32 difference's effect on
+        # the rounding (one half-precision step).
+        allowed = TOLERANCE + (np.abs(want) * 2.0 ** -10 if dtype == "float16" else 0.0)
+        excess = float((np.abs(got.astype(np.float64) - want) - allowed).max())
+        if excess > 0:
+            fail(f"vit features ({dtype}) differ from PyTorch's beyond the tolerance by {excess:.3g}")
+        result[dtype] = {"rows": int(got.shape[0]), "max_abs_diff": float(np.abs(got.astype(np.float64) - want).max())}
+    return result
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--dump", required=True)
@@ -226,6 +266,8 @@ def main():
             print(f"{name:12} {mode:8} {json.dumps(res)}", flush=True)
     report["pipeline"] = {"resnet18 csv": check_pipeline_csv(args, slide, made["models"]["resnet18"], args.work),
                           "unet map": check_pipeline_map(args, slide, made["models"]["unet_bn"], args.work)}
+    if not old:  # LibTorch 1.13 refuses the ViT (checked above)
+        report["pipeline"]["vit features"] = check_pipeline_features(args, slide, made["models"]["vit_s16"], args.work)
     print(f"pipeline     {json.dumps(report['pipeline'])}")
     with open(os.path.join(args.work, "oracle.json"), "w") as f:
         json.dump(report, f, indent=1)

@@ -51,6 +51,7 @@ Task parse_task(const std::string& s) {
     if (s == "segmentation") return Task::segmentation;
     if (s == "classification") return Task::classification;
     if (s == "detection") return Task::detection;
+    if (s == "embedding") return Task::embedding;
     throw std::runtime_error("unknown task " + s);
 }
 
