@@ -45,9 +45,7 @@ public:
     bool valid() const { return id_ >= 0; }
     // Closing a file flushes it: that is where a full disk can show, so say how it went.
     bool close() {
-        if (id_ < 0) return true;
-        const bool ok = close_(std::exchange(id_, -1)) >= 0;
-        return ok;
+        return id_ < 0 || close_(std::exchange(id_, -1)) >= 0;
     }
     void reset() { close(); }
 
@@ -119,7 +117,7 @@ std::uint16_t float_to_half(float f) {
     const std::uint32_t a = x & 0x7fffffffu;
     if (a > 0x7f800000u) return static_cast<std::uint16_t>(sign | 0x7e00u | ((a >> 13) & 0x3ffu));  // NaN
     if (a >= 0x477ff000u) return static_cast<std::uint16_t>(sign | 0x7c00u);  // >= 65520 (and inf): inf
-    if (a < 0x33000000u) return sign;                                         // <= 2^-25: zero
+    if (a < 0x33000000u) return sign;  // below 2^-25: zero (2^-25 itself ties to even, zero, below)
     std::uint32_t h = 0, rest = 0, half_way = 0;
     if (a < 0x38800000u) {  // below 2^-14: a subnormal half, units of 2^-24
         const std::uint32_t mant = (a & 0x7fffffu) | 0x800000u;
