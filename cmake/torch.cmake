@@ -48,7 +48,8 @@ endif()
 set(FLOWINFER_WITH_CUDA ${FLOWINFER_WITH_CUDA} CACHE INTERNAL "LibTorch is built with CUDA")
 message(STATUS "flowinfer: LibTorch ${Torch_VERSION} in ${_fi_torch_prefix}, CUDA support ${FLOWINFER_WITH_CUDA}")
 
-add_library(flowinfer_torch OBJECT stages/model.cpp pipeline/demo_models.cpp pipeline/demo_encoders.cpp)
+add_library(flowinfer_torch OBJECT stages/model.cpp stages/model_select.cpp stages/model_file.cpp
+            pipeline/demo_models.cpp pipeline/demo_encoders.cpp pipeline/demo_layouts.cpp)
 target_include_directories(flowinfer_torch PRIVATE ${PROJECT_SOURCE_DIR} ${PROJECT_SOURCE_DIR}/include)
 target_link_libraries(flowinfer_torch PRIVATE ${TORCH_LIBRARIES} TBB::tbb)
 target_compile_definitions(flowinfer_torch PRIVATE FLOWINFER_VERSION="${PROJECT_VERSION}")

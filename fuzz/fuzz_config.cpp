@@ -90,7 +90,12 @@ void check(const flowinfer::Config& cfg) {
         for (std::size_t j = 0; j < i; ++j)
             if (cfg.models[j].name == m.name) bug("duplicate model name");
         if (m.batch_size < 1 || m.batch_size > cfg.max_in_flight) bug("batch_size");
-        if (m.mean.size() != 3 || m.std.size() != 3) bug("mean/std size");
+        if (m.channels.empty() || m.channels.size() > 16) bug("channels");
+        for (int ch : m.channels)
+            if (ch != flowinfer::kLuma && (ch < 0 || ch > 2)) bug("channel index");
+        if (m.mean.size() != m.channels.size() || m.std.size() != m.channels.size()) bug("mean/std size");
+        if (m.output.index && (*m.output.index < 0 || m.output.key)) bug("output");
+        if (m.output.key && m.output.key->empty()) bug("output key");
         for (float s : m.std)  // a divisor in normalization: 0 or subnormal gives inf/NaN
             if (!(s >= std::numeric_limits<float>::min())) bug("std");
         const flowinfer::Tiling t = flowinfer::tiling_for(cfg, m);

@@ -40,6 +40,7 @@ const char* const kSynopsis = R"(usage:
   flowinfer demo [DIR] [--assets-only]
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F]
   flowinfer make-model OUT.pt --kind KIND [--param X]
+  flowinfer inspect MODEL [--set KEY=VALUE]... [--size N]...
   flowinfer COMMAND --help      (what COMMAND does and every option)
 
 exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error,
@@ -360,7 +361,9 @@ const std::pair<const char*, DemoModel> kModelKinds[] = {
     {"identity", DemoModel::identity},
     {"light", DemoModel::light},           {"unet", DemoModel::unet},
     {"mean_features", DemoModel::mean_features}, {"mean_features_pooled", DemoModel::mean_features_pooled},
-    {"empty_features", DemoModel::empty_features}, {"vit_small", DemoModel::vit_small}};
+    {"empty_features", DemoModel::empty_features}, {"vit_small", DemoModel::vit_small},
+    {"one_channel", DemoModel::one_channel}, {"dict_output", DemoModel::dict_output},
+    {"tuple_output", DemoModel::tuple_output}, {"nhwc_mean", DemoModel::nhwc_mean}};
 
 std::string model_kind_names() {
     std::string names;
@@ -396,6 +399,27 @@ int cmd_make_model(const MakeModelArgs& a) {
     throw Usage(fmt::format("make-model: --kind '{}' is not one of {}", a.kind, model_kind_names()));
 }
 
+struct InspectArgs {
+    std::string model;
+    std::vector<std::string> settings;
+    std::vector<int> sizes;
+};
+
+CLI::App* add_inspect(CLI::App& app, InspectArgs& a) {
+    CLI::App* cmd = app.add_subcommand(
+        "inspect", "Says what flowinfer knows about a model (a TorchScript file or a WSInfer model directory)");
+    cmd->footer("Prints the file's format version and extra files, the model keys it carries (flowinfer.json,\n"
+                "WSInfer's config.json) and those in effect, whether this LibTorch loads it (and which operator it\n"
+                "lacks), forward's result for one all-zero patch at several channel counts and sizes, and which\n"
+                "tasks the output fits. Exit 0 when the configured input fits the task, 1 otherwise.");
+    cmd->add_option("MODEL", a.model, "The model file or WSInfer model directory")->required();
+    cmd->add_option("--set", a.settings, "A model key, e.g. --set channels=gray --set output=1 (repeatable)")
+        ->type_name("KEY=VALUE")
+        ->allow_extra_args(false);
+    cmd->add_option("--size", a.sizes, "Also probe this patch size (repeatable)")->allow_extra_args(false);
+    return cmd;
+}
+
 }  // namespace
 
 // Batches, model activations and outputs are megabytes each and die within milliseconds.
@@ -426,8 +450,9 @@ int main(int argc, char** argv) {
     DemoArgs demo;
     SynthArgs synth;
     MakeModelArgs make_model;
-    CLI::App* const commands[] = {add_run(app, run), add_bench(app, bench), add_demo(app, demo),
-                                  add_synth(app, synth), add_make_model(app, make_model)};
+    InspectArgs inspect;
+    CLI::App* const commands[] = {add_run(app, run),     add_bench(app, bench),           add_demo(app, demo),
+                                  add_synth(app, synth), add_make_model(app, make_model), add_inspect(app, inspect)};
     const std::string first = argc > 1 ? argv[1] : "";
     if (argc < 2) {
         std::fputs(app.help().c_str(), stderr);
@@ -460,6 +485,7 @@ int main(int argc, char** argv) {
         if (commands[1]->parsed()) return cmd_bench(bench);
         if (commands[2]->parsed()) return cmd_demo(demo);
         if (commands[3]->parsed()) return cmd_synth(synth);
+        if (commands[5]->parsed()) return flowinfer::cli::cmd_inspect(inspect.model, inspect.settings, inspect.sizes);
         return cmd_make_model(make_model);
     } catch (const Usage& e) {
         std::fprintf(stderr, "flowinfer: %s\n(see %s)\n", e.what(), see().c_str());

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace flowinfer::cli {
 
@@ -44,5 +45,11 @@ private:
     int read_fd_ = -1, write_fd_ = -1;
     std::thread watcher_;
 };
+
+// flowinfer inspect MODEL (pipeline/cli_inspect.cpp): prints what flowinfer knows about the model
+// file or WSInfer model directory at `path`, with `settings` ("key=value" model keys); extra
+// probe `sizes`. Returns 0 when the model loads and its configured input fits its task, else 1.
+// Throws ConfigError (bad settings, bad metadata).
+int cmd_inspect(const std::string& path, const std::vector<std::string>& settings, std::vector<int> sizes);
 
 }  // namespace flowinfer::cli

@@ -346,6 +346,7 @@ void check_param(const std::string& path, DemoModel kind, float param) {
 
 torch::jit::Module build(DemoModel kind, float param) {
     if (demo::is_encoder(kind)) return demo::build_encoder(kind, param);
+    if (demo::is_layout_model(kind)) return demo::build_layout_model(kind);
     torch::jit::Module m("__torch__.flowinfer.DemoModel");
     switch (kind) {
         case DemoModel::tissue:
@@ -424,21 +425,51 @@ torch::jit::Module build(DemoModel kind, float param) {
             add_unet_weights(m, param > 0.0f ? static_cast<std::int64_t>(param) : 16);
             m.define(kUnet);
             break;
-        default:  // the encoders, built above
+        default:  // the encoders and layout models, built above
             break;
     }
     m.eval();
     return m;
 }
 
+// What each kind says about itself in its flowinfer.json (README, "Models"): the keys that are
+// the model's nature. The test utilities (pointwise_mean, throw_after, ...) serve several
+// tasks and say nothing.
+std::string metadata_of(DemoModel kind) {
+    switch (kind) {
+        case DemoModel::tissue:
+        case DemoModel::light:
+        case DemoModel::unet: return R"({"task": "segmentation"})";
+        case DemoModel::patch_classifier: return R"({"task": "classification"})";
+        case DemoModel::blob_detector:
+        case DemoModel::ragged_boxes: return R"({"task": "detection", "detection_format": "boxes"})";
+        case DemoModel::mean_features:
+        case DemoModel::mean_features_pooled:
+        case DemoModel::empty_features: return R"({"task": "embedding"})";
+        case DemoModel::vit_small:
+            return R"({"task": "embedding", "patch_size": 224, "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]})";
+        case DemoModel::one_channel: return R"({"channels": "gray", "mean": [0], "std": [1]})";
+        case DemoModel::dict_output: return R"({"output": "seg"})";
+        case DemoModel::tuple_output: return R"({"output": 1})";
+        case DemoModel::nhwc_mean: return R"({"output_layout": "nhwc"})";
+        default: return "";
+    }
+}
+
 }  // namespace
 
 void write_demo_model(const std::string& path, DemoModel kind, float param) {
+    write_demo_model(path, kind, param, metadata_of(kind));
+}
+
+void write_demo_model(const std::string& path, DemoModel kind, float param, const std::string& flowinfer_json) {
     check_param(path, kind, param);
     // Building the weights is not training: keep autograd out of it.
     torch::NoGradGuard no_grad;
     try {
-        build(kind, param).save(path);
+        torch::jit::ExtraFilesMap extra;
+        if (!flowinfer_json.empty()) extra["flowinfer.json"] = flowinfer_json;
+        build(kind, param).save(path, extra);
     } catch (const c10::Error& e) {
         throw OutputError(path, fmt::format("cannot write demo model: {}", e.what_without_backtrace()));
     } catch (const Error&) {

@@ -53,4 +53,9 @@ bool is_encoder(DemoModel kind);
 void check_encoder_param(const std::string& path, DemoModel kind, float param);
 torch::jit::Module build_encoder(DemoModel kind, float param);
 
+// The kinds shaped like models from the field (pipeline/demo_layouts.cpp): one_channel,
+// dict_output, tuple_output, nhwc_mean.
+bool is_layout_model(DemoModel kind);
+torch::jit::Module build_layout_model(DemoModel kind);
+
 }  // namespace flowinfer::demo

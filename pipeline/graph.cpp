@@ -31,6 +31,7 @@
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include <fmt/format.h>
 #include <tbb/global_control.h>
 
 #include <algorithm>
@@ -263,12 +264,19 @@ struct SlidePipeline::Impl {
 };
 
 SlidePipeline::Impl::Models::Models(const Config& cfg, const Topology& topology) {
-    for (const ModelConfig& mc : cfg.models) {
+    for (std::size_t i = 0; i < cfg.models.size(); ++i) {
+        const ModelConfig& mc = cfg.models[i];
         ModelRun& r = runs.emplace_back();
         const std::string device = mc.device.value_or(cfg.device);
         r.model = std::make_unique<Model>(mc, device, default_torch_threads(cfg), default_infer_slots(cfg, device));
         r.slots = std::make_unique<SlotPool>(r.model->slots());
-        r.probe = r.model->probe(tiling_for(cfg, mc).patch_size);
+        try {
+            r.probe = r.model->probe(tiling_for(cfg, mc).patch_size);
+        } catch (const ModelSettingError& e) {
+            // The model is fine; the config asks it for what it does not do.
+            throw ConfigError(cfg.source, fmt::format("models[{}].{}", i, e.key()), 0, 0,
+                              fmt::format("model '{}': {}", mc.name, e.problem()));
+        }
         r.model->warm_up(mc.batch_size, tiling_for(cfg, mc).patch_size);
     }
     for (std::size_t b = 0; b < topology.batch_groups.size(); ++b) {

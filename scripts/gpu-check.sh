@@ -125,7 +125,7 @@ if [ "$failed" = 0 ]; then
   if [ "$failed" = 0 ] && ! grep -q '^FLOWINFER_WITH_CUDA:INTERNAL=ON' "$build/CMakeCache.txt"; then
     record configure failed 0 "LibTorch in $torch_dir has no CUDA"; failed=1
   fi
-  [ "$failed" = 0 ] && step build cmake --build "$build" -j"$(nproc)" --target flowinfer_cli test_gpu test_model test_embedding
+  [ "$failed" = 0 ] && step build cmake --build "$build" -j"$(nproc)" --target flowinfer_cli test_gpu test_model test_embedding test_model_io
 fi
 # Tests and benches need the build only: a failing test still leaves the GPU's figures to take.
 built=$((1 - failed))
@@ -133,7 +133,7 @@ fi_cli=$build/flowinfer
 
 # 3. The gpu-labelled tests (they skip themselves, and say so, where no GPU is visible).
 if [ "$built" = 1 ]; then
-  for t in test_gpu test_model test_embedding; do
+  for t in test_gpu test_model test_embedding test_model_io; do
     t0=$SECONDS
     if (cd "$build/tests" && "./$t" --run_test=@gpu --log_level=message --report_level=short --color_output=no) \
          > "$out/$t.log" 2>&1; then st=ok; else st=failed; failed=1; fi

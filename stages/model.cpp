@@ -5,6 +5,7 @@
 #include "stages/blas.hpp"
 #include "stages/buffer_pool.hpp"
 #include "stages/model_errors.hpp"
+#include "stages/model_select.hpp"
 #include "stages/normalize.hpp"
 #include "stages/output_shape.hpp"
 
@@ -77,9 +78,7 @@ c10::ScalarType precision_dtype(Precision p) {
     return torch::kFloat;
 }
 
-std::vector<std::int64_t> dims(const at::Tensor& t) { return {t.sizes().begin(), t.sizes().end()}; }
-
-std::string shape_string(const at::Tensor& t) { return flowinfer::shape_string(dims(t)); }
+std::string shape_string(const at::Tensor& t) { return flowinfer::shape_string(tensor_shape(t)); }
 
 torch::jit::Module load_module(const std::string& model, const std::string& path,
                                const c10::Device& device) {
@@ -102,18 +101,6 @@ torch::jit::Module load_module(const std::string& model, const std::string& path
 void apply_torch_threads(int torch_threads) {
     if (torch_threads > 0) at::set_num_threads(torch_threads);
     set_blas_threads(torch_threads > 0 ? torch_threads : at::get_num_threads());
-}
-
-// Models may return auxiliary outputs after the segmentation map (deep supervision, etc.).
-at::Tensor first_tensor(const std::string& model, const c10::IValue& result) {
-    if (result.isTensor()) return result.toTensor();
-    if (result.isTuple()) {
-        const auto& elements = result.toTupleRef().elements();
-        if (!elements.empty() && elements[0].isTensor()) return elements[0].toTensor();
-    }
-    throw ModelError(model, fmt::format("forward returned {}; expected a Tensor or a tuple "
-                                        "whose first element is a Tensor",
-                                        result.tagKind()));
 }
 
 at::Tensor activate(const at::Tensor& logits, Activation activation) {
@@ -153,20 +140,28 @@ struct Model::Impl {
     std::vector<c10::Device> devices{c10::Device(c10::kCPU)};
     std::vector<torch::jit::Module> modules;
     std::shared_ptr<BufferPool> pool;
-    std::array<float, 3> scale{}, bias{};      // normalize_rgb's, for RGB input on CPU
+    // Input channels (cfg.channels): the patch's RGB as it is (normalize_rgb), or mapped
+    // (normalize_channels); per input channel, scale = 1 / (255 std) and bias = -mean / std.
+    bool rgb_order = true;
+    std::vector<float> scale, bias;
     std::vector<std::vector<float>> scratch;  // per slot: RGB input normalized on CPU
 #ifdef FLOWINFER_WITH_CUDA
-    std::vector<at::Tensor> means, stds;         // [1, 3, 1, 1] x 255 per GPU, for RGB input
+    std::vector<at::Tensor> means, stds;         // [1, 3, 1, 1] x 255 per GPU, for RGB in order
+    // Otherwise per GPU a 1x1 convolution from RGB to the input channels with the
+    // normalization folded in: [C, 3, 1, 1] and [C].
+    std::vector<at::Tensor> mix_weight, mix_bias;
     std::vector<c10::cuda::CUDAStream> streams;  // one per slot: slots overlap copies and kernels
 #endif
+
+    int in_channels() const { return static_cast<int>(cfg.channels.size()); }
 
     bool cuda() const { return devices.front().is_cuda(); }
     std::size_t device_of(int slot) const { return static_cast<std::size_t>(slot) % devices.size(); }
 
     at::Tensor forward(std::size_t d, const at::Tensor& x, int n, int h, int w) {
         c10::IValue result = modules[d].forward({x});
-        at::Tensor out = first_tensor(cfg.name, result);
-        check_output_shape(cfg.name, cfg.task, dims(out), n, h, w);
+        at::Tensor out = select_output(cfg.name, result, cfg.output, cfg.output_layout);
+        check_output_shape(cfg.name, cfg.task, tensor_shape(out), n, h, w);
         // Activation in fp32: softmax in half precision loses the small probabilities.
         if (cfg.task == Task::detection) return out.to(torch::kFloat);
         // Features as the model gives them, [B, D, 1, 1] as [B, D].
@@ -180,7 +175,9 @@ struct Model::Impl {
     // one batch, so callers never see the split.
     ModelOutput run_cpu(const void* input, bool rgb, int n, int h, int w, int slot) {
         const int chunk = std::clamp(cfg.cpu_micro_batch, 1, n);
-        const std::size_t values = static_cast<std::size_t>(3) * h * w;
+        const int channels = in_channels();
+        const std::size_t pixels = static_cast<std::size_t>(h) * w;
+        const std::size_t rgb_values = 3 * pixels, values = channels * pixels;
         std::vector<float>& x = scratch[static_cast<std::size_t>(slot)];
         if (rgb) x.resize(values * chunk);
         std::vector<at::Tensor> parts;
@@ -190,14 +187,17 @@ struct Model::Impl {
             if (rgb) {
                 // One pass into a buffer the slot reuses: it is still in cache when the first
                 // layer reads it (the GPU path's tensor expression takes four passes).
-                const auto* bytes = static_cast<const std::uint8_t*>(input) + b0 * values;
-                for (int b = 0; b < k; ++b)
-                    normalize_rgb(bytes + b * values, h * w, scale.data(), bias.data(), x.data() + b * values);
+                const auto* bytes = static_cast<const std::uint8_t*>(input) + b0 * rgb_values;
+                for (int b = 0; b < k; ++b) {
+                    float* out = x.data() + b * values;
+                    if (rgb_order) normalize_rgb(bytes + b * rgb_values, h * w, scale.data(), bias.data(), out);
+                    else normalize_channels(bytes + b * rgb_values, h * w, cfg.channels, scale.data(), bias.data(), out);
+                }
                 in = x.data();
             } else {
                 in = const_cast<float*>(static_cast<const float*>(input)) + b0 * values;  // used in place
             }
-            const at::Tensor x_in = torch::from_blob(in, {k, 3, h, w}, torch::kFloat);
+            const at::Tensor x_in = torch::from_blob(in, {k, channels, h, w}, torch::kFloat);
             at::Tensor part = forward(0, x_in, k, h, w).contiguous();
             // A model may hand back its input or a view of it (activation none): that memory
             // is the slot's scratch, which the next chunk overwrites.
@@ -253,7 +253,9 @@ struct Model::Impl {
 #ifdef FLOWINFER_WITH_CUDA
     // [n, h, w, 3] uint8 on the device -> normalized [n, 3, h, w] in the model's dtype.
     at::Tensor normalize(std::size_t d, const at::Tensor& rgb) const {
-        return ((rgb.permute({0, 3, 1, 2}).to(torch::kFloat) - means[d]) / stds[d]).to(dtype).contiguous();
+        const at::Tensor x = rgb.permute({0, 3, 1, 2}).to(torch::kFloat);
+        if (!rgb_order) return torch::conv2d(x, mix_weight[d], mix_bias[d]).to(dtype).contiguous();
+        return ((x - means[d]) / stds[d]).to(dtype).contiguous();
     }
 
     ModelOutput run_cuda(const void* input, bool rgb, int n, int h, int w, int slot) {
@@ -269,7 +271,7 @@ struct Model::Impl {
             at::Tensor host = torch::from_blob(const_cast<void*>(input), {n, h, w, 3}, torch::kUInt8);
             x = normalize(d, host.to(devices[d], /*non_blocking=*/true));
         } else {
-            at::Tensor host = torch::from_blob(const_cast<void*>(input), {n, 3, h, w}, torch::kFloat);
+            at::Tensor host = torch::from_blob(const_cast<void*>(input), {n, in_channels(), h, w}, torch::kFloat);
             x = host.to(devices[d], /*non_blocking=*/true).to(dtype);
         }
         at::Tensor probs = forward(d, x, n, h, w);
@@ -313,6 +315,12 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
     : impl_(std::make_unique<Impl>()) {
     Impl& m = *impl_;
     m.cfg = cfg;
+    check_channels(cfg);
+    m.rgb_order = cfg.channels == std::vector<int>{0, 1, 2};
+    for (std::size_t c = 0; c < cfg.channels.size(); ++c) {
+        m.scale.push_back(1.0f / (255.0f * cfg.std[c]));
+        m.bias.push_back(-cfg.mean[c] / cfg.std[c]);
+    }
     const DeviceSpec spec = parse_device(cfg.name, device);
 #ifndef FLOWINFER_WITH_CUDA
     if (spec.cuda)
@@ -347,17 +355,20 @@ Model::Model(const ModelConfig& cfg, const std::string& device, int torch_thread
         m.modules.push_back(std::move(module));
 #ifdef FLOWINFER_WITH_CUDA
         const auto opts = torch::TensorOptions().dtype(torch::kFloat).device(d);
-        m.means.push_back(torch::tensor(std::vector<float>{cfg.mean[0] * 255.0f, cfg.mean[1] * 255.0f, cfg.mean[2] * 255.0f}, opts)
-                              .view({1, 3, 1, 1}));
-        m.stds.push_back(torch::tensor(std::vector<float>{cfg.std[0] * 255.0f, cfg.std[1] * 255.0f, cfg.std[2] * 255.0f}, opts)
-                             .view({1, 3, 1, 1}));
+        if (m.rgb_order) {
+            m.means.push_back(torch::tensor(std::vector<float>{cfg.mean[0] * 255.0f, cfg.mean[1] * 255.0f, cfg.mean[2] * 255.0f}, opts)
+                                  .view({1, 3, 1, 1}));
+            m.stds.push_back(torch::tensor(std::vector<float>{cfg.std[0] * 255.0f, cfg.std[1] * 255.0f, cfg.std[2] * 255.0f}, opts)
+                                 .view({1, 3, 1, 1}));
+        } else {
+            const std::vector<float> w = channel_weights(cfg.channels, m.scale);
+            const auto count = static_cast<std::int64_t>(cfg.channels.size());
+            m.mix_weight.push_back(torch::tensor(w, opts).view({count, 3, 1, 1}));
+            m.mix_bias.push_back(torch::tensor(m.bias, opts));
+        }
 #endif
     }
 
-    for (int c = 0; c < 3; ++c) {
-        m.scale[c] = 1.0f / (255.0f * cfg.std[c]);
-        m.bias[c] = -cfg.mean[c] / cfg.std[c];
-    }
     m.scratch.resize(static_cast<std::size_t>(m.slots));
     const bool pinned = m.cuda();
     m.pool = std::make_shared<BufferPool>([pinned](std::size_t bytes) -> std::shared_ptr<void> {
@@ -397,6 +408,8 @@ bool Model::host_pinned(const void* p) const {
     (void)p;
     return false;
 }
+
+std::string libtorch_version() { return TORCH_VERSION; }
 
 int cuda_device_count() {
 #ifdef FLOWINFER_WITH_CUDA
@@ -456,10 +469,43 @@ void Model::warm_up(int batch, int patch_size) {
 }
 
 ModelOutput Model::probe(int patch_size) {
-    const std::size_t count = static_cast<std::size_t>(3) * patch_size * patch_size;
+    const Impl& m = *impl_;
+    const std::size_t count = static_cast<std::size_t>(m.in_channels()) * patch_size * patch_size;
     std::shared_ptr<float> input = host_buffer(count);
     std::fill(input.get(), input.get() + count, 0.0f);
-    return run(input.get(), 1, patch_size, patch_size, 0);
+    try {
+        return run(input.get(), 1, patch_size, patch_size, 0);
+    } catch (const ModelSettingError&) {
+        throw;
+    } catch (const ModelError& e) {
+        const auto [wanted, given] = channel_mismatch(e.what());
+        if (wanted == 0) throw;
+        throw ModelSettingError(m.cfg.name, "channels",
+                                fmt::format("the model takes {} input channel(s); channels = {} gives {}. Set channels "
+                                            "(\"gray\", or indices into R, G, B such as [1]) and mean and std with one "
+                                            "value per channel",
+                                            wanted, channels_name(m.cfg.channels), given));
+    }
+}
+
+TrialRun Model::trial(int channels, int size) {
+    Impl& m = *impl_;
+    TrialRun t;
+    c10::InferenceMode inference;
+    try {
+        const at::Tensor x = torch::zeros({1, channels, size, size}, torch::TensorOptions().dtype(m.dtype).device(m.devices.front()));
+        const c10::IValue result = m.modules.front().forward({x});
+        t.result = describe_output(result);
+        t.selected = tensor_shape(select_output(m.cfg.name, result, m.cfg.output, m.cfg.output_layout));
+        t.ok = true;
+    } catch (const ModelSettingError& e) {
+        t.error = e.problem();
+    } catch (const c10::Error& e) {
+        t.error = first_line(forward_message(e.what_without_backtrace()));
+    } catch (const std::exception& e) {
+        t.error = first_line(forward_message(e.what()));
+    }
+    return t;
 }
 
 int Model::slots() const { return impl_->slots; }

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <flowinfer/config.hpp>
+#include <flowinfer/errors.hpp>
 
 #include <cstdint>
 #include <memory>
@@ -37,6 +38,31 @@ struct DeviceInfo {
 // CUDA GPUs this process can use: 0 in a CPU-only build, and 0 where a CUDA build finds no
 // GPU or no driver (as on CI's machines). Thread-safe.
 int cuda_device_count();
+
+// The LibTorch this build runs ("1.13.1", "2.11.0").
+std::string libtorch_version();
+
+// A model that does not fit one of its model keys (output, output_layout, channels): a run
+// reports it as a config error on models[i].<key> (pipeline/graph.cpp).
+class ModelSettingError : public ModelError {
+public:
+    ModelSettingError(std::string model, std::string key, std::string problem)
+        : ModelError(std::move(model), problem), key_(std::move(key)), problem_(std::move(problem)) {}
+    const std::string& key() const noexcept { return key_; }
+    const std::string& problem() const noexcept { return problem_; }
+
+private:
+    std::string key_, problem_;
+};
+
+// One all-zero patch through the model, for `flowinfer inspect`: what forward() returned
+// (describe_output's words) and the shape of the tensor models[].output selects.
+struct TrialRun {
+    bool ok = false;
+    std::string error;   // forward's own message, or why the selection does not fit
+    std::string result;  // "Tensor [1, 2, 256, 256]", "dict {...}", ...
+    std::vector<std::int64_t> selected;
+};
 
 class Model {
 public:
@@ -73,8 +99,14 @@ public:
     void warm_up(int batch, int patch_size);
 
     // Runs one all-zero patch of `patch_size` through the model (slot 0) and returns its
-    // output: learns the output geometry and validates it before any slide is read.
+    // output: learns the output geometry and validates it before any slide is read. A model
+    // whose first layer wants another number of input channels than models[].channels gives
+    // throws ModelSettingError on "channels", saying how many it wants.
     ModelOutput probe(int patch_size);
+
+    // One all-zero batch of 1 x `channels` x `size` x `size` (slot 0), whatever the model's
+    // config says; never throws for what the model does (TrialRun::error).
+    TrialRun trial(int channels, int size);
 
     int slots() const;
     const DeviceInfo& info() const;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <regex>
 
 namespace flowinfer {
 
@@ -54,5 +55,11 @@ std::string forward_message(const std::string& raw) {
     return text.substr(newline + 1) + "\n" + text;
 }
 
+std::pair<int, int> channel_mismatch(const std::string& message) {
+    static const std::regex pattern(R"(to have (\d{1,6}) channels, but got (\d{1,6}) channels)");
+    std::smatch m;
+    if (!std::regex_search(message, m, pattern)) return {0, 0};
+    return {std::stoi(m[1]), std::stoi(m[2])};
+}
 
 }  // namespace flowinfer

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <utility>
 
 namespace flowinfer {
 
@@ -18,5 +19,9 @@ std::string load_error(const std::string& path, const std::string& raw, const st
 
 // A forward() failure: the model's own message (the last line) first, then the whole text.
 std::string forward_message(const std::string& raw);
+
+// A convolution's complaint about the input's channels ("expected input[1, 3, 256, 256] to
+// have 1 channels, but got 3 channels instead"): {wanted, given}, else {0, 0}.
+std::pair<int, int> channel_mismatch(const std::string& message);
 
 }  // namespace flowinfer

@@ -14,6 +14,8 @@
 #include "stages/messages.hpp"
 #include "stages/stage_stats.hpp"
 
+#include <flowinfer/config.hpp>
+
 #include <memory>
 #include <vector>
 
@@ -37,5 +39,18 @@ private:
 // scale = 1 / (255 std) and bias = -mean / std per channel.
 void normalize_rgb(const std::uint8_t* rgb, int pixels, const float scale[3], const float bias[3],
                    float* planar);
+
+// The same into the model's input channels (ModelConfig::channels): channel c is RGB channel
+// channels[c], or BT.601 luma for kLuma, times scale[c] plus bias[c].
+void normalize_channels(const std::uint8_t* rgb, int pixels, const std::vector<int>& channels, const float* scale,
+                        const float* bias, float* planar);
+
+// The same as a [C, 3] matrix from RGB to the input channels, scale folded in (the GPU path's
+// 1x1 convolution).
+std::vector<float> channel_weights(const std::vector<int>& channels, const std::vector<float>& scale);
+
+// Throws ModelError unless `model`'s channels are 1..16 indices 0..2 or kLuma and its mean and
+// std have one value per channel (a ModelConfig made in code skips the config's checks).
+void check_channels(const ModelConfig& model);
 
 }  // namespace flowinfer

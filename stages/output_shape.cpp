@@ -66,12 +66,17 @@ void check_output_shape(const std::string& model, Task task, const std::vector<s
         throw ModelError(model, fmt::format("output {} is empty", shape_string(shape)));
     // The stitcher maps output pixels back onto the patch with one integer factor, so anything
     // else (padding-less convolutions shrinking the map, odd strides) must fail loudly here.
-    const std::int64_t oh = shape[2], ow = shape[3];
-    const std::int64_t s = h / oh;
-    if (s < 1 || oh * s != h || ow * s != w)
+    const auto fits = [h, w](std::int64_t oh, std::int64_t ow) {
+        const std::int64_t s = h / oh;
+        return s >= 1 && oh * s == h && ow * s == w;
+    };
+    if (!fits(shape[2], shape[3]))
         throw ModelError(model, fmt::format("output size {}x{} (h x w) is not the input patch {}x{} "
-                                            "divided by one integer factor",
-                                            oh, ow, h, w));
+                                            "divided by one integer factor{}",
+                                            shape[2], shape[3], h, w,
+                                            fits(shape[1], shape[2]) ? " (a channels-last map [B, h, w, C]? set "
+                                                                       "output_layout = \"nhwc\")"
+                                                                     : ""));
 }
 
 }  // namespace flowinfer

@@ -89,7 +89,9 @@ std::string resume_settings(const Config& cfg) {
         s += fmt::format("{}name={}\n{}task={}\n", p, m.name, p, to_string(m.task));
         s += fmt::format("{}tiling={} {} mpp={} level={}\n", p, t.patch_size, t.overlap, opt(t.mpp), opt(t.level));
         s += fmt::format("{}device={}\n{}precision={}\n", p, cuda ? "cuda" : "cpu", p, to_string(precision));
-        s += fmt::format("{}mean={}\n{}std={}\n", p, list(m.mean), p, list(m.std));
+        s += fmt::format("{}channels={}\n{}mean={}\n{}std={}\n", p, channels_name(m.channels), p, list(m.mean), p,
+                         list(m.std));
+        s += fmt::format("{}output={}\n{}output_layout={}\n", p, output_name(m.output), p, to_string(m.output_layout));
         s += fmt::format("{}activation={}\n{}blend={}\n", p, to_string(m.activation), p, to_string(m.blend));
         for (const ClassSpec& c : m.classes)
             s += fmt::format("{}class={} {}\n", p, json_string(c.name),

@@ -530,7 +530,7 @@ BOOST_AUTO_TEST_CASE(wrong_types) {
     expect_error(kInput + kOutput + "[models]\nname = \"m\"\n", "models", 5, 1,
                  "expected an array of tables ([[models]]), got table");
     expect_error(kMinimal + "mean = \"imagenet\"\n", "models[0].mean", 8, 8,
-                 "expected an array of 3 numbers, got string");
+                 "expected an array of numbers, one per input channel, got string");
     expect_error(kMinimal + "mean = [0.5, \"x\", 0.5]\n", "models[0].mean[1]", 8, 14,
                  "expected a number, got string");
     expect_error(kMinimal + "precision = 16\n", "models[0].precision", 8, 13,
@@ -583,8 +583,8 @@ BOOST_AUTO_TEST_CASE(impossible_values) {
         {"cpu_micro_batch = 0\n", "models[0].cpu_micro_batch", 8, 19, "between 1 and 4096"},
         {"precision = \"int8\"\n", "models[0].precision", 8, 13,
          "must be one of: fp32, fp16, bf16 (got 'int8')"},
-        {"mean = [0.5, 0.5]\n", "models[0].mean", 8, 8, "exactly 3 numbers"},
-        {"mean = [0.5, 0.5, 0.5, 0.5]\n", "models[0].mean", 8, 8, "exactly 3 numbers"},
+        {"mean = [0.5, 0.5]\n", "models[0].mean", 8, 8, "has 2 values for 3 input channel(s)"},
+        {"mean = [0.5, 0.5, 0.5, 0.5]\n", "models[0].mean", 8, 8, "has 4 values for 3 input channel(s)"},
         {"mean = [0.5, 0.5, 1e300]\n", "models[0].mean[2]", 8, 19, "out of float range"},
         {"std = [0.5, 0, 0.5]\n", "models[0].std[1]", 8, 13, "must be > 0"},
         {"std = [0.5, 0.5, -1]\n", "models[0].std[2]", 8, 18, "must be > 0"},
@@ -822,6 +822,47 @@ BOOST_AUTO_TEST_CASE(embedding_keys) {
     expect_error(emb + "classes = [\"a\"]\n", "models[0].classes", 9, 11, "does not apply to task embedding");
     expect_error(emb + "conf_threshold = 0.5\n", "models[0].conf_threshold", 9, 18, "applies to task detection only");
     expect_error(emb + "blend = \"average\"\n", "models[0].blend", 9, 9, "applies to task segmentation only");
+}
+
+BOOST_AUTO_TEST_CASE(input_channels_output_and_layout_keys) {
+    // channels: three names or indices into R, G, B; mean and std follow the channels.
+    BOOST_TEST(parse(kMinimal).models[0].channels == (std::vector<int>{0, 1, 2}), boost::test_tools::per_element());
+    Config c = parse(kMinimal + "channels = \"bgr\"\n");
+    BOOST_TEST(c.models[0].channels == (std::vector<int>{2, 1, 0}), boost::test_tools::per_element());
+    BOOST_TEST(c.models[0].mean == (std::vector<float>{0.406f, 0.456f, 0.485f}), boost::test_tools::per_element());
+    c = parse(kMinimal + "channels = [1]\n");
+    BOOST_TEST(c.models[0].channels == std::vector<int>{1}, boost::test_tools::per_element());
+    BOOST_TEST(c.models[0].std == std::vector<float>{0.224f}, boost::test_tools::per_element());
+    c = parse(kMinimal + "channels = \"gray\"\nmean = [0.5]\nstd = [0.25]\n");
+    BOOST_TEST(c.models[0].channels == std::vector<int>{kLuma}, boost::test_tools::per_element());
+    BOOST_TEST(c.models[0].mean == std::vector<float>{0.5f}, boost::test_tools::per_element());
+    BOOST_TEST(parse(kMinimal, {"models.0.channels=[0, 2]", "models.0.mean=[0, 0]", "models.0.std=[1, 1]"})
+                   .models[0].channels == (std::vector<int>{0, 2}), boost::test_tools::per_element());
+    BOOST_TEST(channels_name({kLuma}) == "\"gray\"");
+    BOOST_TEST(channels_name({2}) == "[2]");
+    expect_error(kMinimal + "channels = [3]\n", "models[0].channels[0]", 8, 13, "between 0 and 2");
+    expect_error(kMinimal + "channels = \"grey\"\n", "models[0].channels", 8, 12, "must be \"rgb\", \"bgr\", \"gray\"");
+    expect_error(kMinimal + "channels = []\n", "models[0].channels", 8, 12, "must list 1 to 16 channels");
+    expect_error(kMinimal + "channels = \"gray\"\n", "models[0].channels", 8, 12,
+                 "\"gray\" has no default mean and std: set both (models[0].mean, models[0].std)");
+    expect_error(kMinimal + "channels = \"gray\"\nmean = [0.5, 0.5, 0.5]\nstd = [1]\n", "models[0].mean", 9, 8,
+                 "has 3 values for 1 input channel(s) (channels = \"gray\"): one value per channel");
+    expect_error(kMinimal + "std = [0.2]\n", "models[0].std", 8, 7,
+                 "has 1 values for 3 input channel(s) (channels = \"rgb\", the default)");
+    // output: an index or a key; output_layout: segmentation maps only.
+    c = parse(kMinimal + "output = 1\n");
+    BOOST_TEST(*c.models[0].output.index == 1);
+    BOOST_TEST(output_name(c.models[0].output) == "[1]");
+    c = parse(kMinimal + "output = \"seg\"\noutput_layout = \"nhwc\"\n");
+    BOOST_TEST(*c.models[0].output.key == "seg");
+    BOOST_TEST((c.models[0].output_layout == OutputLayout::nhwc));
+    BOOST_TEST(output_name(parse(kMinimal).models[0].output) == "the first tensor");
+    expect_error(kMinimal + "output = -1\n", "models[0].output", 8, 10, "between 0 and");
+    expect_error(kMinimal + "output = \"\"\n", "models[0].output", 8, 10, "must not be empty");
+    expect_error(kMinimal + "output = 1.5\n", "models[0].output", 8, 10, "expected an index (integer) or a dict key (string)");
+    expect_error(kMinimal + "output_layout = \"hwc\"\n", "models[0].output_layout", 8, 17, "must be one of: nchw, nhwc");
+    expect_error(kMinimal + "task = \"classification\"\noutput_layout = \"nhwc\"\n", "models[0].output_layout", 9, 17,
+                 "applies to task segmentation only");
 }
 
 BOOST_AUTO_TEST_CASE(per_model_tiling_and_device) {

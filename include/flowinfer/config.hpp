@@ -17,6 +17,20 @@ namespace flowinfer {
 enum class Task { segmentation, classification, detection, embedding };
 // The features dataset's element type (task embedding); the model's output is fp32 either way.
 enum class EmbeddingDtype { float32, float16 };
+// A segmentation map's dimension order: [B, C, h, w], or channels-last [B, h, w, C].
+enum class OutputLayout { nchw, nhwc };
+
+// A model input channel made from the patch's RGB: 0, 1, 2 take R, G or B; kLuma is ITU-R
+// BT.601 luma, 0.299 R + 0.587 G + 0.114 B.
+constexpr int kLuma = -1;
+
+// Which element of a model's tuple, list or dict output a task reads. Neither set: the output
+// itself when it is a tensor, else the first tensor it holds.
+struct OutputSelector {
+    std::optional<int> index;        // a tuple's or list's element
+    std::optional<std::string> key;  // a dict's entry
+    bool operator==(const OutputSelector& o) const { return index == o.index && key == o.key; }
+};
 enum class DetectionFormat { boxes, yolov8, yolov5 };
 enum class Precision { fp32, fp16, bf16 };
 enum class Activation { softmax, sigmoid, none };
@@ -57,8 +71,16 @@ struct ModelConfig {
     int cpu_micro_batch = 1;
     // std::nullopt: fp32 on CPU, fp16 on CUDA.
     std::optional<Precision> precision;
+    // The model's input channels, each from the patch's RGB (an index 0..2, or kLuma): "rgb" is
+    // {0, 1, 2}, "bgr" {2, 1, 0}, "gray" {kLuma}.
+    std::vector<int> channels{0, 1, 2};
     std::vector<float> mean{0.485f, 0.456f, 0.406f};  // per input channel, on x/255
     std::vector<float> std{0.229f, 0.224f, 0.225f};
+    OutputSelector output;
+    OutputLayout output_layout = OutputLayout::nchw;  // segmentation
+    // Where keys not set in pipeline.toml came from: "" (defaults only), or the WSInfer
+    // config.json / the archive's flowinfer.json that supplied them (README, "Models").
+    std::string metadata;
     Activation activation = Activation::softmax;  // segmentation, classification
     Blend blend = Blend::average;                 // segmentation
     std::optional<std::string> device;            // overrides runtime.device
@@ -128,8 +150,14 @@ Tiling tiling_for(const Config& cfg, const ModelConfig& model);
 // as a string). Throws ConfigError naming the file, the key and its line:column.
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
-// Same, from TOML text; `source_name` is used in messages and relative paths resolve
-// against `base_dir`.
+// One [[models]] entry on its own, as `flowinfer inspect` shows it: `path` (a TorchScript file
+// or a WSInfer model directory, relative to the current directory) with `settings`, "key=value"
+// model keys (TOML values; a bare word is a string), and what the model says about itself
+// applied as load_config applies it. Throws ConfigError.
+ModelConfig load_model_entry(const std::string& path, const std::vector<std::string>& settings = {});
+
+// Same as load_config, from TOML text; `source_name` is used in messages and relative paths
+// resolve against `base_dir`.
 Config parse_config(const std::string& toml_text, const std::string& source_name,
                     const std::string& base_dir, const std::vector<std::string>& overrides = {});
 
@@ -141,5 +169,10 @@ const char* to_string(DetectionFormat f) noexcept;
 const char* to_string(ReadErrorPolicy p) noexcept;
 const char* to_string(SlideReader r) noexcept;
 const char* to_string(EmbeddingDtype d) noexcept;
+const char* to_string(OutputLayout l) noexcept;
+// As pipeline.toml spells it: "rgb", "bgr" or "gray" (with the quotes), or [2], [0, 1].
+std::string channels_name(const std::vector<int>& channels);
+// "first tensor", "[1]" or "[\"seg\"]".
+std::string output_name(const OutputSelector& output);
 
 }  // namespace flowinfer

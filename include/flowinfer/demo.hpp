@@ -70,6 +70,11 @@ enum class DemoModel {
     mean_features_pooled, // the same as [B, D, 1, 1], as a CNN's pooled last stage returns it
     empty_features,       // [B, 0]: no features (a broken export)
     vit_small,            // benchmark encoder: ViT-S/16 (224 px, 12 blocks, 6 heads, D = 384, class token)
+    // shaped like models from the field (models[].channels, output, output_layout)
+    one_channel,    // takes [B, 1, H, W] (a 1x1 convolution refuses 3 channels): [1 - y, y], y its input
+    dict_output,    // {"aux": [B, 1, H, W] of 0.25, "seg": pointwise_mean's [1 - m, m]}
+    tuple_output,   // ([B, 7] zeros, pointwise_mean's [1 - m, m])
+    nhwc_mean,      // pointwise_mean's map channels-last: [B, H, W, 2]
 };
 
 // A dark disc on a white slide (level-0 pixels).
@@ -81,7 +86,11 @@ struct Disc {
 void write_disc_slide(const std::string& path, std::int64_t width, std::int64_t height,
                       const std::vector<Disc>& discs, double mpp = 0.25);
 
-// Builds the model with torch::jit::Module::define and saves it as TorchScript.
+// Builds the model with torch::jit::Module::define and saves it as TorchScript, with the
+// model keys its kind implies (task, channels, output, ...) as the archive's flowinfer.json
+// (README, "Models"); the general test models (pointwise_mean, constant, ...) carry none.
 void write_demo_model(const std::string& path, DemoModel kind, float param = 0.0f);
+// The same with `flowinfer_json` as the archive's flowinfer.json ("": none).
+void write_demo_model(const std::string& path, DemoModel kind, float param, const std::string& flowinfer_json);
 
 }  // namespace flowinfer

@@ -86,19 +86,6 @@ OverrideTarget parse_override_key(const Context& c, const std::string& key) {
     throw ConfigError(c.file, key, 0, 0, "unknown key given with --set");
 }
 
-// The value is TOML when it parses as one ("8", "0.5", "[1, 2, 3]", "\"x\""); anything else
-// is the bare string the user most likely meant ("cuda:1", "out/dir").
-toml::table parse_override_value(const std::string& text) {
-    try {
-        toml::table t = toml::parse("v = " + text);
-        if (t.size() == 1 && t.contains("v")) return t;
-    } catch (const toml::parse_error&) {
-    }
-    toml::table t;
-    t.insert("v", text);
-    return t;
-}
-
 toml::table& override_table(const Context& c, toml::table& root, std::string_view name) {
     toml::node* n = root.get(name);
     if (!n) n = &root.insert(name, toml::table{}).first->second;

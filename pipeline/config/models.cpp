@@ -2,6 +2,8 @@
 
 #include "pipeline/config/read.hpp"
 
+#include <flowinfer/errors.hpp>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,6 +12,9 @@
 namespace flowinfer::config {
 
 namespace {
+
+// A model with more input channels than this is not an image model flowinfer can feed.
+constexpr std::size_t kMaxChannels = 16;
 
 bool valid_model_name(const std::string& name) {
     return !name.empty() && std::all_of(name.begin(), name.end(), [](char ch) {
@@ -52,15 +57,15 @@ std::vector<ClassSpec> read_classes(const Context& c, const std::string& key, co
     return out;
 }
 
-std::vector<float> read_triplet(const Context& c, const std::string& key, const toml::node& n,
-                                bool positive) {
+// mean, std: one number per input channel (`channels`).
+std::vector<float> read_values(const Context& c, const std::string& key, const toml::node& n, bool positive) {
     const toml::array* arr = n.as_array();
-    if (!arr) wrong_type(c, key, n, "an array of 3 numbers");
-    if (arr->size() != 3)
-        c.fail(key, &n, fmt::format("must have exactly 3 numbers (one per RGB channel), got {}",
+    if (!arr) wrong_type(c, key, n, "an array of numbers, one per input channel");
+    if (arr->empty() || arr->size() > kMaxChannels)
+        c.fail(key, &n, fmt::format("must have 1 to {} numbers (one per input channel), got {}", kMaxChannels,
                                     arr->size()));
     std::vector<float> out;
-    for (std::size_t i = 0; i < 3; ++i) {
+    for (std::size_t i = 0; i < arr->size(); ++i) {
         const toml::node& e = (*arr)[i];
         std::string ekey = fmt::format("{}[{}]", key, i);
         double x = read_number(c, ekey, e);
@@ -76,23 +81,85 @@ std::vector<float> read_triplet(const Context& c, const std::string& key, const 
     return out;
 }
 
-ModelConfig read_model(const Context& c, const toml::table& m, const std::string& prefix) {
-    auto key = [&](const char* k) { return prefix + "." + k; };
-    ModelConfig mc;
+// channels = "rgb" | "bgr" | "gray" | [indices into R, G, B]
+std::vector<int> read_channels(const Context& c, const std::string& key, const toml::node& n) {
+    if (n.is_string()) {
+        const std::string s = read_string(c, key, n);
+        if (s == "rgb") return {0, 1, 2};
+        if (s == "bgr") return {2, 1, 0};
+        if (s == "gray") return {kLuma};
+        c.fail(key, &n, fmt::format("must be \"rgb\", \"bgr\", \"gray\" or a list of indices into R, G, B such as "
+                                    "[1] (got '{}')",
+                                    s));
+    }
+    const toml::array* arr = n.as_array();
+    if (!arr) wrong_type(c, key, n, "\"rgb\", \"bgr\", \"gray\" or an array of indices 0..2");
+    if (arr->empty() || arr->size() > kMaxChannels)
+        c.fail(key, &n, fmt::format("must list 1 to {} channels, got {}", kMaxChannels, arr->size()));
+    std::vector<int> out;
+    for (std::size_t i = 0; i < arr->size(); ++i)
+        out.push_back(read_int(c, fmt::format("{}[{}]", key, i), (*arr)[i], 0, 2));
+    return out;
+}
 
-    const toml::node* name = require(c, &m, "name", key("name"));
-    mc.name = read_string(c, key("name"), *name);
-    if (!valid_model_name(mc.name))
-        c.fail(key("name"), name,
-               fmt::format("'{}' must be non-empty and use only letters, digits, '.', '_', '-' "
-                           "(it names the output file)",
-                           mc.name));
+// output = an index into a tuple or list, or a dict's key.
+OutputSelector read_output(const Context& c, const std::string& key, const toml::node& n) {
+    OutputSelector o;
+    if (n.is_string()) {
+        o.key = read_string(c, key, n);
+        if (o.key->empty()) c.fail(key, &n, "must not be empty");
+    } else if (n.is_integer()) {
+        o.index = read_int(c, key, n, 0, 1 << 16);
+    } else {
+        wrong_type(c, key, n, "an index (integer) or a dict key (string)");
+    }
+    return o;
+}
 
-    const toml::node* path = require(c, &m, "path", key("path"));
-    std::string p = read_string(c, key("path"), *path);
-    if (p.empty()) c.fail(key("path"), path, "must not be empty");
-    mc.path = resolve(c, p).string();
+// Keys that belong to some tasks only: metadata's such keys are left out for a model whose
+// task pipeline.toml changes, and pipeline.toml's are errors (below).
+bool meaningful_for(std::string_view k, Task t) {
+    if (k == "blend" || k == "output_layout") return t == Task::segmentation;
+    if (k == "detection_format" || k == "conf_threshold" || k == "iou_threshold" || k == "max_detections" ||
+        k == "class_agnostic")
+        return t == Task::detection;
+    if (k == "embedding_dtype") return t == Task::embedding;
+    if (k == "activation") return t != Task::detection && t != Task::embedding;
+    if (k == "classes") return t != Task::embedding;
+    return true;
+}
 
+// What a model file may say about itself: what the model is, not how a run runs it.
+const std::vector<std::string_view>& metadata_keys() {
+    static const std::vector<std::string_view> keys = {
+        "task", "channels", "mean", "std", "activation", "blend", "classes", "patch_size", "overlap", "mpp",
+        "level", "output", "output_layout", "detection_format", "conf_threshold", "iou_threshold",
+        "max_detections", "class_agnostic", "embedding_dtype"};
+    return keys;
+}
+
+// ImageNet's statistics of the RGB channels a model takes: rgb as is, bgr reversed, [1] G's.
+// Luma has none: a grey-level model's mean and std must be given.
+bool default_normalization(const std::vector<int>& channels, std::vector<float>& mean, std::vector<float>& std) {
+    const ModelConfig defaults;
+    mean.clear();
+    std.clear();
+    for (int ch : channels) {
+        if (ch == kLuma) return false;
+        mean.push_back(defaults.mean[static_cast<std::size_t>(ch)]);
+        std.push_back(defaults.std[static_cast<std::size_t>(ch)]);
+    }
+    return true;
+}
+
+// Every key but name and path, from `m` (pipeline.toml's entry with the metadata merged in;
+// `meta` says where keys that `own`, the entry itself, lacks came from).
+void read_model_keys(const Context& c, const toml::table& m, const std::string& prefix, ModelConfig& mc,
+                     const toml::table* own = nullptr, const std::string& meta = "") {
+    auto key = [&](const char* k) { return prefix.empty() ? std::string(k) : prefix + "." + k; };
+    auto origin = [&](const char* k) {
+        return own && !own->contains(k) && m.contains(k) ? fmt::format(", from {}", meta) : std::string();
+    };
     if (const toml::node* n = m.get("task"))
         mc.task = read_choice<Task>(c, key("task"), *n,
                                     {{"segmentation", Task::segmentation},
@@ -107,8 +174,30 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
         mc.precision = read_choice<Precision>(
             c, key("precision"), *n,
             {{"fp32", Precision::fp32}, {"fp16", Precision::fp16}, {"bf16", Precision::bf16}});
-    if (const toml::node* n = m.get("mean")) mc.mean = read_triplet(c, key("mean"), *n, false);
-    if (const toml::node* n = m.get("std")) mc.std = read_triplet(c, key("std"), *n, true);
+    const toml::node* channels = m.get("channels");
+    if (channels) mc.channels = read_channels(c, key("channels"), *channels);
+    const toml::node* mean = m.get("mean");
+    const toml::node* std = m.get("std");
+    if (mean) mc.mean = read_values(c, key("mean"), *mean, false);
+    if (std) mc.std = read_values(c, key("std"), *std, true);
+    const std::size_t count = mc.channels.size();
+    if ((!mean || !std) && channels) {
+        std::vector<float> dm, ds;
+        if (!default_normalization(mc.channels, dm, ds))
+            c.fail(key("channels"), channels,
+                   fmt::format("{} has no default mean and std: set both ({}, {}), one value per input channel",
+                               channels_name(mc.channels), key("mean"), key("std")));
+        if (!mean) mc.mean = dm;
+        if (!std) mc.std = ds;
+    }
+    const std::string from = channels ? fmt::format("channels = {}{}", channels_name(mc.channels), origin("channels"))
+                                      : "channels = \"rgb\", the default";
+    if (mc.mean.size() != count)
+        c.fail(key("mean"), mean, fmt::format("has {} values for {} input channel(s) ({}): one value per channel",
+                                              mc.mean.size(), count, from));
+    if (mc.std.size() != count)
+        c.fail(key("std"), std, fmt::format("has {} values for {} input channel(s) ({}): one value per channel",
+                                            mc.std.size(), count, from));
     if (const toml::node* n = m.get("activation"))
         mc.activation = read_choice<Activation>(c, key("activation"), *n,
                                                 {{"softmax", Activation::softmax},
@@ -117,6 +206,10 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     if (const toml::node* n = m.get("blend"))
         mc.blend = read_choice<Blend>(c, key("blend"), *n,
                                       {{"average", Blend::average}, {"weighted", Blend::weighted}});
+    if (const toml::node* n = m.get("output")) mc.output = read_output(c, key("output"), *n);
+    if (const toml::node* n = m.get("output_layout"))
+        mc.output_layout = read_choice<OutputLayout>(c, key("output_layout"), *n,
+                                                     {{"nchw", OutputLayout::nchw}, {"nhwc", OutputLayout::nhwc}});
     if (const toml::node* n = m.get("device")) mc.device = read_device(c, key("device"), *n);
     if (const toml::node* n = m.get("patch_size")) mc.patch_size = read_int(c, key("patch_size"), *n, 16, 8192);
     if (const toml::node* n = m.get("overlap")) mc.overlap = read_int(c, key("overlap"), *n, 0);
@@ -133,6 +226,7 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
                                           to_string(task), to_string(mc.task)));
     };
     only_for("blend", Task::segmentation);
+    only_for("output_layout", Task::segmentation);
     for (const char* k : {"detection_format", "conf_threshold", "iou_threshold", "max_detections", "class_agnostic"})
         only_for(k, Task::detection);
     only_for("embedding_dtype", Task::embedding);
@@ -158,6 +252,60 @@ ModelConfig read_model(const Context& c, const toml::table& m, const std::string
     if (const toml::node* n = m.get("embedding_dtype"))
         mc.embedding_dtype = read_choice<EmbeddingDtype>(
             c, key("embedding_dtype"), *n, {{"float32", EmbeddingDtype::float32}, {"float16", EmbeddingDtype::float16}});
+}
+
+// pipeline.toml's entry with the model's own keys under it: a key pipeline.toml sets wins
+// (mpp and level as one), and a key of another task than the entry's is left out.
+toml::table merge_metadata(const Context& c, const toml::table& m, const std::string& prefix, const ModelMetadata& meta) {
+    for (auto&& [k, v] : meta.keys)
+        if (!contains(metadata_keys(), k.str()))
+            throw ConfigError(meta.source, std::string(k.str()), 0, 0,
+                              fmt::format("is not a key a model file may set (it may set: {})", join(metadata_keys())));
+    // Checked alone first, so that a bad value is reported with the file it came from.
+    ModelConfig alone;
+    read_model_keys(Context{meta.source, c.base_dir, {}}, meta.keys, "", alone);
+    Task task = alone.task;
+    if (const toml::node* n = m.get("task")) {
+        ModelConfig own;
+        toml::table t;
+        t.insert("task", *n);
+        read_model_keys(c, t, prefix, own);
+        task = own.task;
+    }
+    toml::table merged = m;
+    const bool own_resolution = m.contains("mpp") || m.contains("level");
+    for (auto&& [k, v] : meta.keys) {
+        const std::string_view name = k.str();
+        if (m.contains(name) || ((name == "mpp" || name == "level") && own_resolution) || !meaningful_for(name, task))
+            continue;
+        merged.insert(k, v);
+    }
+    return merged;
+}
+
+ModelConfig read_model(const Context& c, const toml::table& m, const std::string& prefix) {
+    auto key = [&](const char* k) { return prefix + "." + k; };
+    ModelConfig mc;
+
+    const toml::node* name = require(c, &m, "name", key("name"));
+    mc.name = read_string(c, key("name"), *name);
+    if (!valid_model_name(mc.name))
+        c.fail(key("name"), name,
+               fmt::format("'{}' must be non-empty and use only letters, digits, '.', '_', '-' "
+                           "(it names the output file)",
+                           mc.name));
+
+    const toml::node* path = require(c, &m, "path", key("path"));
+    std::string p = read_string(c, key("path"), *path);
+    if (p.empty()) c.fail(key("path"), path, "must not be empty");
+    mc.path = resolve(c, p).string();
+
+    if (const std::optional<ModelMetadata> meta = read_model_metadata(c, key("path"), path, mc.path)) {
+        mc.metadata = meta->source;
+        read_model_keys(c, merge_metadata(c, m, prefix, *meta), prefix, mc, &m, meta->source);
+    } else {
+        read_model_keys(c, m, prefix, mc);
+    }
     return mc;
 }
 
@@ -186,14 +334,38 @@ void read_models(const Context& c, const toml::table& root, Config& cfg) {
 
 }  // namespace
 
+}  // namespace flowinfer::config
+
+namespace flowinfer {
+
+ModelConfig load_model_entry(const std::string& path, const std::vector<std::string>& settings) {
+    using namespace config;
+    toml::table entry;
+    entry.insert("name", "model");
+    entry.insert("path", path);
+    for (const std::string& s : settings) {
+        const std::size_t eq = s.find('=');
+        const std::string k = trim(s.substr(0, eq));
+        if (eq == std::string::npos || k.empty() || !contains(models_table().keys, k) || k == "name" || k == "path")
+            throw ConfigError("--set", s, 0, 0, "expected KEY=VALUE with KEY a model key (README, \"Config\")");
+        entry.insert_or_assign(k, *parse_override_value(trim(s.substr(eq + 1))).get("v"));
+    }
+    const Context c{"--set", std::filesystem::current_path(), {}};
+    return read_model(c, entry, "model");
+}
+
+}  // namespace flowinfer
+
+namespace flowinfer::config {
+
 const TableSchema& models_table() {
     static const TableSchema schema{
         "models",
         Shape::array_of_tables,
-        {"name", "path", "task", "batch_size", "precision", "mean", "std", "activation", "blend",
+        {"name", "path", "task", "batch_size", "precision", "channels", "mean", "std", "activation", "blend",
          "device", "patch_size", "overlap", "mpp", "level", "classes", "detection_format",
          "conf_threshold", "iou_threshold", "max_detections", "class_agnostic", "cpu_micro_batch",
-         "embedding_dtype"},
+         "embedding_dtype", "output", "output_layout"},
         read_models};
     return schema;
 }
@@ -253,6 +425,29 @@ const char* to_string(EmbeddingDtype d) noexcept {
         case EmbeddingDtype::float16: return "float16";
     }
     return "?";
+}
+
+const char* to_string(OutputLayout l) noexcept {
+    switch (l) {
+        case OutputLayout::nchw: return "nchw";
+        case OutputLayout::nhwc: return "nhwc";
+    }
+    return "?";
+}
+
+std::string channels_name(const std::vector<int>& channels) {
+    if (channels == std::vector<int>{0, 1, 2}) return "\"rgb\"";
+    if (channels == std::vector<int>{2, 1, 0}) return "\"bgr\"";
+    if (channels == std::vector<int>{kLuma}) return "\"gray\"";
+    std::string s;
+    for (int ch : channels) s += (s.empty() ? "" : ", ") + (ch == kLuma ? std::string("luma") : std::to_string(ch));
+    return "[" + s + "]";
+}
+
+std::string output_name(const OutputSelector& output) {
+    if (output.index) return fmt::format("[{}]", *output.index);
+    if (output.key) return fmt::format("[\"{}\"]", *output.key);
+    return "the first tensor";
 }
 
 }  // namespace flowinfer

@@ -252,4 +252,17 @@ bool read_whole_file(const std::string& path, std::string& text, int& error) {
     return error == 0;
 }
 
+// The value is TOML when it parses as one ("8", "0.5", "[1, 2, 3]", "\"x\""); anything else
+// is the bare string the user most likely meant ("cuda:1", "out/dir").
+toml::table parse_override_value(const std::string& text) {
+    try {
+        toml::table t = toml::parse("v = " + text);
+        if (t.size() == 1 && t.contains("v")) return t;
+    } catch (const toml::parse_error&) {
+    }
+    toml::table t;
+    t.insert("v", text);
+    return t;
+}
+
 }  // namespace flowinfer::config

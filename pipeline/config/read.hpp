@@ -10,6 +10,7 @@
 #include <climits>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -107,6 +108,23 @@ const toml::node* require(const Context& c, const toml::table* t, const char* ke
                           const std::string& full_key);
 
 std::filesystem::path resolve(const Context& c, const std::string& p);
+
+// ---------------------------------------------------------------------------------------------
+// Model metadata (metadata.cpp)
+
+// What a model says about itself (README, "Models"): a WSInfer model directory's config.json
+// (`path` then becomes the directory's TorchScript file), or the flowinfer.json inside a
+// TorchScript archive, as model keys. std::nullopt: neither. Throws ConfigError naming the
+// metadata file and its key.
+struct ModelMetadata {
+    toml::table keys;
+    std::string source;  // "<dir>/config.json" or "<file>:flowinfer.json"
+};
+std::optional<ModelMetadata> read_model_metadata(const Context& c, const std::string& key, const toml::node* at,
+                                                 std::string& path);
+
+// A --set value: {v = value} (a bare word that is not TOML: the string).
+toml::table parse_override_value(const std::string& text);
 
 // ---------------------------------------------------------------------------------------------
 // Text

@@ -14,6 +14,7 @@ import sys
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from typing import Dict
 
 
 class ConvBnRelu(nn.Sequential):
@@ -25,10 +26,10 @@ class ConvBnRelu(nn.Sequential):
 class UNet(nn.Module):
     """A 3-level U-Net with BatchNorm, as segmentation models in pathology are built."""
 
-    def __init__(self, classes=2, base=16):
+    def __init__(self, classes=2, base=16, in_channels=3):
         super().__init__()
         c1, c2, c3 = base, base * 2, base * 4
-        self.enc1 = nn.Sequential(ConvBnRelu(3, c1), ConvBnRelu(c1, c1))
+        self.enc1 = nn.Sequential(ConvBnRelu(in_channels, c1), ConvBnRelu(c1, c1))
         self.enc2 = nn.Sequential(ConvBnRelu(c1, c2), ConvBnRelu(c2, c2))
         self.bottom = nn.Sequential(ConvBnRelu(c2, c3), ConvBnRelu(c3, c3))
         self.up2 = nn.ConvTranspose2d(c3, c2, 2, stride=2)
@@ -44,6 +45,24 @@ class UNet(nn.Module):
         d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
         d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
         return self.head(d1)
+
+
+class GrayNucleiNet(UNet):
+    """A grey-level nuclei network with two heads, as bioimage.io's and HoVer-Net's are shaped:
+    one input channel (a first convolution that refuses three) and a dict of outputs, the
+    auxiliary head first so that only models[].output finds the map."""
+
+    def __init__(self):
+        super().__init__(classes=2, in_channels=1)
+        self.aux = nn.Conv2d(16, 1, 1)
+
+    def forward(self, x) -> Dict[str, torch.Tensor]:
+        e1 = self.enc1(x)
+        e2 = self.enc2(F.max_pool2d(e1, 2))
+        b = self.bottom(F.max_pool2d(e2, 2))
+        d2 = self.dec2(torch.cat([self.up2(b), e2], 1))
+        d1 = self.dec1(torch.cat([self.up1(d2), e1], 1))
+        return {"aux": torch.sigmoid(self.aux(d1)), "seg": self.head(d1)}
 
 
 class YoloV8Head(nn.Module):
@@ -111,7 +130,15 @@ MODELS = {
     "unet_bn": (lambda: UNet(classes=2), "segmentation", 256, {"activation": "none"}),
     "vit_s16": (vit_small, "embedding", 224, {}),
     "yolov8_head": (lambda: YoloV8Head(classes=3), "detection", 256, {"detection_format": "yolov8"}),
+    # Input channels and outputs as models from the field have them: grey-level, a dict.
+    "gray_nuclei": (GrayNucleiNet, "segmentation", 256,
+                    {"channels": "gray", "mean": [0.5], "std": [0.25], "output": "seg", "activation": "none"}),
 }
+
+
+def select(output, settings):
+    """The tensor models[].output names in `output` (the output itself without it)."""
+    return output[settings["output"]] if "output" in settings else output
 
 
 def graph_ops(module):
@@ -133,26 +160,28 @@ def make(name, out_dir):
     model = ctor()
     randomize_batchnorm(model, gen)
     model.eval()
-    example = torch.rand(2, 3, patch, patch, generator=gen) * 4.0 - 2.0
+    channels = 1 if settings.get("channels") == "gray" else 3
+    example = torch.rand(2, channels, patch, patch, generator=gen) * 4.0 - 2.0
     saved = {}
     with torch.no_grad():
         reference = model(example)
         for mode in ("traced", "scripted"):
             if mode == "traced":
-                jit = torch.jit.trace(model, example, check_trace=False)
+                # strict=False: a dict output is a model's, not a mistake
+                jit = torch.jit.trace(model, example, check_trace=False, strict=False)
             else:
                 jit = torch.jit.script(model)
             path = os.path.join(out_dir, f"{name}-{mode}.pt")
             torch.jit.save(jit, path)
             # What was saved computes what the eager model computes.
             loaded = torch.jit.load(path)
-            diff = (loaded(example) - reference).abs().max().item()
+            diff = (select(loaded(example), settings) - select(reference, settings)).abs().max().item()
             if diff > 1e-5:
                 raise SystemExit(f"{name} {mode}: saved module differs from eager by {diff}")
             ops = sorted(op for op in graph_ops(loaded) if op.startswith("aten::"))
             saved[mode] = {"path": path, "ops": ops}
     return {"task": task, "patch_size": patch, "settings": settings,
-            "output_shape": list(reference.shape[1:]), "files": saved}
+            "output_shape": list(select(reference, settings).shape[1:]), "files": saved}
 
 
 def main():

@@ -7,7 +7,9 @@ same patches (read with openslide-python, normalized in numpy). ctest runs this 
 
 Checks:
 - raw outputs: flowinfer's (oracle_dump: plan, read, Model::run_rgb in batches of 8 over two
-  slots, micro-batches of 3) equal PyTorch's within 1e-4 for every patch, fp32;
+  slots, micro-batches of 3) equal PyTorch's within 1e-4 for every patch, fp32, including a
+  grey-level network with a dict output (channels = "gray", output = "seg"; the reference
+  computes luma in numpy);
 - the pipeline: `flowinfer run` of the resnet18 classifier (softmax) writes CSV rows equal to
   PyTorch's probabilities within 1e-4 (the CSV's 6 significant digits allow it), the
   U-Net's TIFF map (class-1 probability x 255) is PyTorch's within one grey level, and (from
@@ -57,18 +59,30 @@ def read_patch(slide, x, y, size):
     return np.clip(np.rint(rgba[..., :3] * alpha + 255.0 * (1.0 - alpha)), 0, 255).astype(np.uint8)
 
 
-def normalize(rgb):
+def normalize(rgb, settings=None):
+    """The model's input from RGB patches: ImageNet-normalized RGB, or for channels = "gray"
+    BT.601 luma normalized with the model's one mean and std."""
+    settings = settings or {}
+    if settings.get("channels") == "gray":
+        x = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], dtype=np.float32)
+        x = (x / 255.0 - settings["mean"][0]) / settings["std"][0]
+        return np.ascontiguousarray(x[:, None, :, :].astype(np.float32))
     x = (rgb.astype(np.float32) / 255.0 - MEAN) / STD
     return np.ascontiguousarray(x.transpose(0, 3, 1, 2))
 
 
-def reference(model, slide, coords, size, batch=16):
-    """PyTorch's outputs of the loaded TorchScript `model` on the patches at `coords`."""
+def reference(model, slide, coords, size, batch=16, settings=None):
+    """PyTorch's outputs of the loaded TorchScript `model` on the patches at `coords` (the
+    element models[].output names, for a model with several)."""
+    settings = settings or {}
     outs = []
     with torch.no_grad():
         for i in range(0, len(coords), batch):
             rgb = np.stack([read_patch(slide, x, y, size) for x, y in coords[i:i + batch]])
-            outs.append(model(torch.from_numpy(normalize(rgb))).float().numpy())
+            out = model(torch.from_numpy(normalize(rgb, settings)))
+            if "output" in settings:
+                out = out[settings["output"]]
+            outs.append(out.float().numpy())
     return np.concatenate(outs)
 
 
@@ -90,8 +104,14 @@ def check_raw(args, slide, name, info, mode, work):
     patch = info["patch_size"]
     out = os.path.join(work, f"dump-{name}-{mode}")
     os.makedirs(out, exist_ok=True)
+    settings = info["settings"]
+    extra = []
+    if settings.get("channels") == "gray":
+        extra += ["--gray", str(settings["mean"][0]), str(settings["std"][0])]
+    if "output" in settings:
+        extra += ["--output", settings["output"]]
     r = run([args.dump, args.slide, path, info["task"], str(patch), out,
-             "--batch", "8", "--micro-batch", "3", "--slots", "2"])
+             "--batch", "8", "--micro-batch", "3", "--slots", "2"] + extra)
     if r.returncode != 0:
         fail(f"{name} ({mode}): oracle_dump failed:\n{r.stdout}")
     coords = np.load(os.path.join(out, "coords.npy"))
@@ -101,7 +121,7 @@ def check_raw(args, slide, name, info, mode, work):
     expected = sorted((x, y) for y in ys for x in xs)
     if sorted(map(tuple, coords.tolist())) != expected:
         fail(f"{name} ({mode}): flowinfer's patches are not the grid {len(xs)} x {len(ys)}")
-    want = reference(torch.jit.load(path).eval(), slide, coords.tolist(), patch)
+    want = reference(torch.jit.load(path).eval(), slide, coords.tolist(), patch, settings=settings)
     if got.shape != want.shape:
         fail(f"{name} ({mode}): flowinfer's outputs are {got.shape}, PyTorch's {want.shape}")
     per_patch = np.abs(got - want).reshape(len(coords), -1).max(axis=1)

@@ -59,11 +59,25 @@ Task parse_task(const std::string& s) {
 
 int main(int argc, char** argv) {
     try {
-        if (argc < 6) throw std::runtime_error("usage: oracle_dump SLIDE MODEL TASK PATCH OUT_DIR [--batch N] [--micro-batch M] [--slots S]");
+        if (argc < 6)
+            throw std::runtime_error("usage: oracle_dump SLIDE MODEL TASK PATCH OUT_DIR [--batch N] [--micro-batch M] "
+                                     "[--slots S] [--gray MEAN STD] [--output KEY]");
         const std::string slide_path = argv[1], out_dir = argv[5];
         int batch = 8, micro = 1, slots = 1;
+        ModelConfig mc;
         for (int i = 6; i + 1 < argc; i += 2) {
             const std::string key = argv[i];
+            if (key == "--output") {
+                mc.output.key = argv[i + 1];
+                continue;
+            }
+            if (key == "--gray" && i + 2 < argc) {  // channels = "gray", mean, std
+                mc.channels = {kLuma};
+                mc.mean = {std::stof(argv[i + 1])};
+                mc.std = {std::stof(argv[i + 2])};
+                ++i;
+                continue;
+            }
             const int value = std::stoi(argv[i + 1]);
             if (key == "--batch") batch = value;
             else if (key == "--micro-batch") micro = value;
@@ -72,7 +86,6 @@ int main(int argc, char** argv) {
         }
         const int patch = std::stoi(argv[4]);
 
-        ModelConfig mc;
         mc.name = "oracle";
         mc.path = argv[2];
         mc.task = parse_task(argv[3]);
