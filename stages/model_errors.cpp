@@ -4,7 +4,6 @@
 
 #include <algorithm>
 #include <cctype>
-#include <regex>
 
 namespace flowinfer {
 
@@ -56,10 +55,19 @@ std::string forward_message(const std::string& raw) {
 }
 
 std::pair<int, int> channel_mismatch(const std::string& message) {
-    static const std::regex pattern(R"(to have (\d{1,6}) channels, but got (\d{1,6}) channels)");
-    std::smatch m;
-    if (!std::regex_search(message, m, pattern)) return {0, 0};
-    return {std::stoi(m[1]), std::stoi(m[2])};
+    // The number that ends at `end`; 0 when there is none.
+    const auto number_before = [&message](std::size_t end) {
+        std::size_t start = end;
+        while (start > 0 && std::isdigit(static_cast<unsigned char>(message[start - 1])) && end - start < 6) --start;
+        return start < end ? std::stoi(message.substr(start, end - start)) : 0;
+    };
+    static const std::string wanted = " channels, but got ", given = " channels instead";
+    const std::size_t w = message.find(wanted);
+    if (w == std::string::npos) return {0, 0};
+    const std::size_t g = message.find(given, w + wanted.size());
+    if (g == std::string::npos || message.rfind("to have ", w) == std::string::npos) return {0, 0};
+    const int want = number_before(w), have = number_before(g);
+    return want > 0 && have > 0 ? std::pair<int, int>{want, have} : std::pair<int, int>{0, 0};
 }
 
 }  // namespace flowinfer

@@ -601,4 +601,11 @@ BOOST_AUTO_TEST_CASE(load_error_names_a_missing_operator) {
                "cannot load TorchScript file 'm.pt': PytorchStreamReader failed locating file constants.pkl");
     BOOST_TEST(forward_message("Traceback\n  line\nRuntimeError: boom\n") ==
                "RuntimeError: boom\nTraceback\n  line\nRuntimeError: boom");
+    // A convolution that wants other channels (LibTorch 1.13 and 2.x word it the same).
+    BOOST_TEST((channel_mismatch("forward failed: RuntimeError: Given groups=1, weight of size [16, 1, 3, 3], expected "
+                                 "input[1, 3, 256, 256] to have 1 channels, but got 3 channels instead\n...") ==
+                std::pair<int, int>{1, 3}));
+    BOOST_TEST((channel_mismatch("expected input[8, 1, 64, 64] to have 12 channels, but got 1 channels instead") ==
+                std::pair<int, int>{12, 1}));
+    BOOST_TEST((channel_mismatch("RuntimeError: boom") == std::pair<int, int>{0, 0}));
 }
