@@ -27,6 +27,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
+using flowinfer::cli::region_value;
 using flowinfer::cli::parse_shard;
 using flowinfer::cli::shard_from_slurm;
 using flowinfer::cli::StopOnSignals;
@@ -35,7 +36,7 @@ using flowinfer::cli::Usage;
 constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when interrupted
 
 const char* const kSynopsis = R"(usage:
-  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--tissue-mask] [--profile] [--quiet]
+  flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--region X,Y,W,H] [--tissue-mask] [--profile] [--quiet]
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N] [--reads-only]
   flowinfer demo [DIR] [--assets-only]
   flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F]
@@ -80,17 +81,20 @@ int report(const flowinfer::RunSummary& s) {
             for (const auto& o : r.outputs) {
                 std::string what = o.format;
                 if (o.format == "tiff") what = fmt::format("{}x{} map", o.width, o.height);
-                if (o.objects >= 0) what = fmt::format("{} objects", o.objects);
+                if (o.objects >= 0)
+                    what = fmt::format(o.kind == "segmentation" ? "{} annotations" : "{} objects", o.objects);
+                if (o.kind == "preview") what = fmt::format("{}x{} preview", o.width, o.height);
                 if (o.format == "hdf5") what = fmt::format("{} x {} features", o.rows, o.dim);
                 std::printf("ok      %s -> %s (%s)\n", r.path.c_str(), o.path.c_str(), what.c_str());
             }
             if (r.patches_skipped > 0)
-                std::printf("        %lld patches run, %lld skipped as background\n",
+                std::printf("        %lld patches run, %lld left out (tissue, region of interest)\n",
                             static_cast<long long>(r.patches), static_cast<long long>(r.patches_skipped));
         } else {
             ++failed;
             std::printf("%-7s %s: %s\n", flowinfer::to_string(r.status), r.path.c_str(), r.error.c_str());
         }
+        for (const std::string& w : r.warnings) std::printf("warning %s: %s\n", r.path.c_str(), w.c_str());
     }
     const auto count = [&s](flowinfer::SlideStatus st) {
         return std::count_if(s.slides.begin(), s.slides.end(), [st](const auto& r) { return r.status == st; });
@@ -100,6 +104,7 @@ int report(const flowinfer::RunSummary& s) {
                 count(St::skipped), count(St::failed), count(St::interrupted));
     std::printf("%lld patches in %.2f s (%.2f s loading models; %.1f patches/s after it); summary: %s\n",
                 static_cast<long long>(s.patches), s.wall_s, s.setup_s, s.patches_per_s, s.path.c_str());
+    std::printf("report: %s\n", s.report.c_str());
     return failed ? kSlideFailed : kOk;
 }
 
@@ -107,6 +112,7 @@ struct RunArgs {
     std::string config;
     std::vector<std::string> overrides;
     std::string shard;
+    std::string region;
     CLI::Option* shard_given = nullptr;
     bool quiet = false, tissue_mask = false, profile = false, force = false;
 };
@@ -133,6 +139,8 @@ CLI::App* add_run(CLI::App& app, RunArgs& a) {
     a.shard_given = cmd->add_option("--shard", a.shard,
                                     "Processes slides I, I+N, I+2N, ... (from 1) of the sorted slide list")
                         ->type_name("I/N");
+    cmd->add_option("--region", a.region, "Runs only this level-0 rectangle of every slide (input.region)")
+        ->type_name("X,Y,W,H");
     cmd->add_flag("--tissue-mask", a.tissue_mask,
                   "Writes <output.dir>/<slide>/tissue-mask.png (with tiling.tissue = true)");
     cmd->add_flag("--profile", a.profile, "Prints each stage's busy time and which stage was the bottleneck");
@@ -152,7 +160,9 @@ int cmd_run(const RunArgs& a) {
     progress.tty = isatty(STDERR_FILENO);
     progress.quiet = a.quiet;
     if (!options.shard) options.shard = shard_from_slurm(shard_from);
-    flowinfer::Config cfg = flowinfer::load_config(a.config, a.overrides);
+    std::vector<std::string> overrides = a.overrides;
+    if (!a.region.empty()) overrides.push_back("input.region=" + region_value(a.region));
+    flowinfer::Config cfg = flowinfer::load_config(a.config, overrides);
     if (a.tissue_mask) {
         if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
         cfg.tissue_preview = true;

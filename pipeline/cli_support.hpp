@@ -1,5 +1,5 @@
 // Pieces of the flowinfer command line (pipeline/cli.cpp) with a job of their own: which shard
-// of the slide list this process takes, and stopping a run cleanly on SIGINT / SIGTERM.
+// of the slide list and which region of each slide this process takes, and stopping a run cleanly on SIGINT / SIGTERM.
 //
 // Thread safety: parse_shard and shard_from_slurm are reentrant (the latter reads the
 // environment); one StopOnSignals may exist at a time, in the main thread.
@@ -27,6 +27,10 @@ Shard parse_shard(const std::string& text);
 // receives the variables used, for messages. Throws Usage for anything that does not give
 // 1 <= I <= N.
 std::optional<Shard> shard_from_slurm(std::string& from);
+
+// "--region X,Y,W,H" as input.region's TOML value "[X, Y, W, H]"; the bounds are the config
+// reader's to check. Throws Usage when it is not four numbers.
+std::string region_value(const std::string& text);
 
 // SIGINT / SIGTERM during a run. The first one stops the run cleanly: no new patches, the
 // graph cancelled, temporaries removed, summary.json written with the unfinished slides

@@ -2,12 +2,13 @@
 //
 //   jobs -> slide_limit -> plan -> cursors --+
 //                                 tokens --> admit -> emit -> read_region -> normalize
-//   -> batch_collect -> batches -> infer[m] -> sink[m] -> write -> done      (per model m)
+//   -> batch_collect -> batches -> infer[m] -> sink[m] -> write -> annotate -> done   (per model m)
 //   emit    -> cursors  (a slide's cursor goes back until its patches are all emitted)
 //   sink[m] -> tokens   (a patch every model has finished frees its admission token)
 //   done -> slide_finished -> slide_limit  (a finished slide lets the next one be planned)
 //
 // sink[m] is the model's task stage: stitch (segmentation), classify, detect or embed.
+// annotate makes what is made from a slide's finished files (contours, the preview).
 //
 // Backpressure: `max_in_flight` tokens circulate, and `emit` needs one per patch, so no
 // more patches than that are alive between emit and the last sink that uses them. At most
@@ -16,6 +17,7 @@
 // Stopping (SlidePipeline::stop, on SIGINT/SIGTERM): plan and emit drop what reaches them, so
 // no slide is opened and no patch admitted from then on, even before the graph's
 // cancellation (run() cancels it next) has reached every node.
+#include "stages/annotate.hpp"
 #include "stages/batch_collect.hpp"
 #include "stages/classify.hpp"
 #include "stages/detect.hpp"
@@ -49,8 +51,8 @@ namespace {
 // Two slides open at once lets the next one's first patches overlap the last one's tail.
 constexpr int kSlidesAhead = 2;
 
-enum StageId { kPlan, kRead, kNormalize, kBatch, kWrite, kFixedStages };
-const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect", "write"};
+enum StageId { kPlan, kRead, kNormalize, kBatch, kWrite, kAnnotate, kFixedStages };
+const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect", "write", "annotate"};
 
 int cores(const Config& cfg) {
     return cfg.threads > 0 ? cfg.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
@@ -86,7 +88,8 @@ struct SlidePipeline::Impl {
     using BatchNode = multifunction_node<SlotFilled, std::tuple<BatchPtr>>;
     using InferNode = multifunction_node<BatchPtr, std::tuple<InferResult>>;
     using SinkNode = multifunction_node<InferResult, std::tuple<Token, WriteMsg>>;
-    using WriteNode = multifunction_node<WriteMsg, std::tuple<SlideResult>>;
+    using WriteNode = multifunction_node<WriteMsg, std::tuple<FinishedSlide>>;
+    using AnnotateNode = multifunction_node<FinishedSlide, std::tuple<SlideResult>>;
 
     // One loaded model and what runs it.
     struct ModelRun {
@@ -138,6 +141,7 @@ struct SlidePipeline::Impl {
     std::vector<std::unique_ptr<InferNode>> infer;  // per model
     std::vector<std::unique_ptr<SinkNode>> sink;    // per model
     WriteNode write;
+    AnnotateNode annotate;
     broadcast_node<SlideResult> done;
     function_node<SlideResult, continue_msg> slide_finished;
 
@@ -167,6 +171,12 @@ struct SlidePipeline::Impl {
             case Task::embedding: return forward(Embed(cfg, m, r.probe.c, r.sink_counter));
         }
         throw std::logic_error("unknown task");
+    }
+
+    std::vector<int> probe_channels() const {
+        std::vector<int> c;
+        for (const ModelRun& r : runs) c.push_back(r.probe.c);
+        return c;
     }
 
     int consumers(std::uint16_t read_group) const {
@@ -220,8 +230,13 @@ struct SlidePipeline::Impl {
           write(g, serial,
                 [this, st = WriteStage(counters[kWrite], slides_done)](const WriteMsg& m,
                                                                       WriteNode::output_ports_type& out) {
-                    if (auto r = st(m)) publish(std::move(*r), std::get<0>(out));
+                    if (auto r = st(m)) std::get<0>(out).try_put(FinishedSlide{m.ctx, std::move(*r)});
                 }),
+          annotate(g, unlimited,
+                   [this, st = AnnotateStage(cfg, probe_channels(), counters[kAnnotate])](
+                       FinishedSlide in, AnnotateNode::output_ports_type& out) {
+                       publish(st(std::move(in)), std::get<0>(out));
+                   }),
           done(g),
           slide_finished(g, serial, [](const SlideResult&) { return continue_msg(); }) {
         // The per-model nodes, in flow order.
@@ -255,7 +270,8 @@ struct SlidePipeline::Impl {
             make_edge(output_port<0>(*sink[m]), tokens);
             make_edge(output_port<1>(*sink[m]), write);
         }
-        make_edge(output_port<0>(write), done);
+        make_edge(output_port<0>(write), annotate);
+        make_edge(output_port<0>(annotate), done);
         make_edge(done, slide_finished);
         make_edge(slide_finished, slide_limit.decrementer());
 

@@ -1,6 +1,7 @@
 #include <flowinfer/errors.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "pipeline/report.hpp"
 #include "stages/atomic_file.hpp"
 #include "stages/resume.hpp"
 #include "stages/sha256.hpp"
@@ -9,6 +10,7 @@
 #include <tbb/global_control.h>
 
 #include <chrono>
+#include <ctime>
 #include <condition_variable>
 #include <filesystem>
 #include <mutex>
@@ -92,6 +94,52 @@ std::vector<std::string> shard_slides(const std::vector<std::string>& slides, co
     return mine;
 }
 
+namespace {
+
+// report.html's view of the summary: paths relative to the output directory, where it lies.
+ReportData report_data(const RunSummary& s, const Config& cfg, const std::string& started) {
+    namespace fs = std::filesystem;
+    const auto relative = [&](const std::string& p) { return fs::path(p).lexically_relative(cfg.output_dir).string(); };
+    ReportData d;
+    d.title = fmt::format("flowinfer: {}", fs::path(cfg.source).filename().string());
+    d.state = to_string(s.state);
+    d.started = started;
+    d.config = cfg.source;
+    for (const SlideResult& r : s.slides) {
+        ReportRow& row = d.rows.emplace_back();
+        row.slide = fs::path(r.path).filename().string();
+        row.status = to_string(r.status);
+        row.patches = r.patches;
+        row.wall_s = r.wall_s;
+        row.error = !r.error.empty() ? r.error : r.reason;
+        for (const std::string& w : r.warnings) row.error += (row.error.empty() ? "warning: " : "\nwarning: ") + w;
+        row.thumbnail_uri = r.thumbnail;
+        for (const OutputInfo& o : r.outputs) {
+            if (o.kind == "preview") row.preview = relative(o.path);
+            row.outputs.emplace_back(o.kind == "preview" || o.kind == "tissue" ? o.kind : o.model + "." + o.format,
+                                     relative(o.path));
+        }
+    }
+    return d;
+}
+
+std::string now_text() {
+    const std::time_t t = std::time(nullptr);
+    std::tm tm{};
+    localtime_r(&t, &tm);
+    char buf[32];
+    std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S", &tm);
+    return buf;
+}
+
+}  // namespace
+
+constexpr double kReportEvery_s = 5.0;
+
+std::string report_file_name(const std::optional<Shard>& shard) {
+    return shard ? fmt::format("report-{}-of-{}.html", shard->index, shard->count) : "report.html";
+}
+
 std::string summary_file_name(const std::optional<Shard>& shard) {
     return shard ? fmt::format("summary-{}-of-{}.json", shard->index, shard->count) : "summary.json";
 }
@@ -142,6 +190,8 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
     RunSummary summary;
     summary.path = (fs::path(cfg.output_dir) / summary_file_name(options.shard)).string();
     summary.shard = options.shard;
+    summary.report = (fs::path(cfg.output_dir) / report_file_name(options.shard)).string();
+    const std::string started = now_text();
     summary.slides_total = cfg.slides.size();
     Sha256 list_hash;
     for (const std::string& s : cfg.slides) list_hash.update(s + "\n");
@@ -153,6 +203,7 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
     }
     // The figures of the run so far, then the summary: the figures are cheap next to the
     // slide that has just finished.
+    double last_report = -1e9;
     const auto write_summary = [&](const SlidePipeline* pipeline) {
         summary.patches = 0;
         for (const SlideResult& r : summary.slides)
@@ -167,6 +218,14 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
         const double work_s = summary.wall_s - summary.setup_s;
         summary.patches_per_s = work_s > 0 ? summary.patches / work_s : 0.0;
         write_file_atomically(summary.path, summary_json(summary));
+        // The report carries every slide's thumbnail (about 10-40 kB each): rewritten per
+        // finished slide, a cohort of thousands would write its size squared. Between slides
+        // it waits kReportEvery_s; the run's first and last summaries always write it.
+        const double now = elapsed();
+        if (!pipeline || now - last_report >= kReportEvery_s) {
+            write_report(summary.report, report_data(summary, cfg, started));
+            last_report = now;
+        }
     };
     // Before any model is loaded: an output directory that cannot take the summary fails now.
     write_summary(nullptr);
@@ -212,7 +271,8 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
                 SlideResult& entry = summary.slides.at(r.index);
                 std::string reason = std::move(entry.reason);
                 entry = r;
-                entry.reason = std::move(reason);
+                // The run's own reason (a redo) unless the slide brings one (roi_missing = "skip").
+                if (entry.reason.empty()) entry.reason = std::move(reason);
                 if (r.ok() && identity[r.index])
                     write_done_record(done_record_path(cfg, r.path), fingerprint, *identity[r.index], r);
                 write_summary(&pipeline);

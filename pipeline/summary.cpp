@@ -46,6 +46,7 @@ std::string summary_json(const RunSummary& s) {
         Json e = {{"path", r.path}, {"status", to_string(r.status)}};
         if (!r.error.empty()) e["error"] = r.error;
         if (!r.reason.empty()) e["reason"] = r.reason;
+        if (!r.warnings.empty()) e["warnings"] = r.warnings;
         e["patches"] = r.patches;
         e["patches_skipped"] = r.patches_skipped;
         e["patches_unreadable"] = r.patches_unreadable;

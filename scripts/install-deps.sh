@@ -4,7 +4,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libtbb-dev libtorch-dev libopenslide-dev libtiff-dev
       libfmt-dev libtomlplusplus-dev libboost-test-dev zlib1g-dev nlohmann-json3-dev libssl-dev
       libpng-dev libcli11-dev libjpeg-dev libopenjp2-7-dev libhdf5-dev libopenblas0-pthread python3-venv
-      python3-h5py)
+      python3-h5py python3-shapely chromium)
 # libopenblas0-pthread: Debian's libtorch calls the generic libblas.so.3, which without it is
 # netlib's reference BLAS; OpenBLAS registers itself as that library's higher-priority
 # alternative (README, "Dependencies"; benchmarks/README.md has the before/after figures).
@@ -12,6 +12,8 @@ pkgs=(build-essential cmake pkg-config libtbb-dev libtorch-dev libopenslide-dev 
 # Debian's python3 only has with this package.
 # python3-h5py: tests/test_embedding reads the features files back with h5py, as TRIDENT's and
 # CLAM's training code does (Debian's /usr/bin/python3, not the venv).
+# python3-shapely: tests/test_contour_output checks the contours GEOS calls valid (tests/geojson_check.py).
+# chromium: tests/test_report opens report.html in a real browser, headless, and reads its DOM.
 sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive

@@ -79,6 +79,7 @@ struct SlideContext {
     std::chrono::steady_clock::time_point start;
     std::vector<ModelSlide> models;  // per model
     std::string tissue_preview;      // path of the mask preview, if written
+    std::vector<std::string> warnings;  // plan: problems that did not stop the slide
     std::atomic<std::int64_t> patches_unreadable{0};  // read_region (on_read_error = "skip")
 
     // A slide error: the first message wins; later stages skip the slide's work but still

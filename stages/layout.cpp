@@ -1,6 +1,7 @@
 #include "stages/layout.hpp"
 
 #include "stages/slide.hpp"
+#include "stages/roi.hpp"
 #include "stages/tissue.hpp"
 
 #include <flowinfer/config.hpp>
@@ -149,7 +150,7 @@ Topology make_topology(const Config& cfg) {
 }
 
 SlidePlan plan_slide(const Slide& slide, std::uint32_t index, const Tiling& tiling,
-                     const Config& cfg, std::uint16_t group, const TissueMask* mask) {
+                     const Config& cfg, std::uint16_t group, const TissueMask* mask, const Region* roi) {
     SlidePlan plan;
     plan.slide = index;
     plan.group = group;
@@ -166,13 +167,14 @@ SlidePlan plan_slide(const Slide& slide, std::uint32_t index, const Tiling& tili
     const int stride = tiling.patch_size - tiling.overlap;
     plan.xs = axis_positions(plan.grid_width, tiling.patch_size, stride);
     plan.ys = axis_positions(plan.grid_height, tiling.patch_size, stride);
-    if (mask) {
+    if (mask || roi) {
         plan.tissue_filtered = true;
         plan.run_grid.assign(plan.grid_count(), false);
         const double ds = plan.downsample(), side = tiling.patch_size * ds;
         for (std::uint64_t pos = 0; pos < plan.grid_count(); ++pos) {
             const PatchKey k = plan.grid_key(pos);
-            if (mask->fraction_in(k.x * ds, k.y * ds, side, side) < cfg.tissue_threshold) continue;
+            if (mask && mask->fraction_in(k.x * ds, k.y * ds, side, side) < cfg.tissue_threshold) continue;
+            if (roi && roi->fraction_in(k.x * ds, k.y * ds, side, side) < cfg.roi_threshold) continue;
             plan.kept.push_back(static_cast<std::uint32_t>(pos));
             const auto col = std::lower_bound(plan.xs.begin(), plan.xs.end(), k.x) - plan.xs.begin();
             const auto row = std::lower_bound(plan.ys.begin(), plan.ys.end(), k.y) - plan.ys.begin();

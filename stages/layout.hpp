@@ -35,6 +35,7 @@
 namespace flowinfer {
 
 class Slide;
+class Region;
 struct TissueMask;
 
 struct PatchKey {
@@ -108,8 +109,11 @@ struct SlidePlan {
 std::vector<std::int64_t> axis_positions(std::int64_t extent, int patch, int stride);
 
 // Chooses the level for the tiling's mpp / level and lays out the patches; with a mask, keeps
-// the patches holding at least `tissue_threshold` tissue. Throws SlideError.
+// the patches holding at least `tissue_threshold` tissue, and with a region of interest those
+// with at least `roi_threshold` of their footprint inside it (both, when both are given).
+// Throws SlideError.
 SlidePlan plan_slide(const Slide& slide, std::uint32_t index, const Tiling& tiling,
-                     const Config& cfg, std::uint16_t group = 0, const TissueMask* mask = nullptr);
+                     const Config& cfg, std::uint16_t group = 0, const TissueMask* mask = nullptr,
+                     const Region* roi = nullptr);
 
 }  // namespace flowinfer

@@ -121,4 +121,11 @@ struct WriteMsg {
     std::int64_t sent = 0;  // with end: messages the sink sent before it
 };
 
+// write -> annotate: a slide whose files are final, for the outputs made from them (contours,
+// the preview).
+struct FinishedSlide {
+    SlidePtr ctx;
+    SlideResult result;
+};
+
 }  // namespace flowinfer

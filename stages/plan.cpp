@@ -1,8 +1,11 @@
 #include "stages/plan.hpp"
 
+#include "stages/roi.hpp"
 #include "stages/tissue.hpp"
 
 #include <flowinfer/errors.hpp>
+
+#include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
@@ -11,6 +14,57 @@
 #include <optional>
 
 namespace flowinfer {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string replace_all(std::string s, const std::string& what, const std::string& with) {
+    for (std::size_t at = s.find(what); at != std::string::npos; at = s.find(what, at + with.size()))
+        s.replace(at, what.size(), with);
+    return s;
+}
+
+}  // namespace
+
+std::string roi_path(const std::string& pattern, const std::string& slide_path) {
+    const fs::path slide(slide_path);
+    return replace_all(replace_all(pattern, "{stem}", slide.stem().string()), "{name}", slide.filename().string());
+}
+
+std::optional<Region> PlanStage::region(const SlideJob& job, const Slide& slide, PlanOutcome& out,
+                                        std::vector<std::string>& warnings) const {
+    const std::int64_t w = slide.level_width(0), h = slide.level_height(0);
+    std::optional<Region> roi;
+    if (cfg_->region) {
+        const auto& r = *cfg_->region;
+        roi = rectangle_region(r[0], r[1], r[2], r[3]);
+    } else if (!cfg_->roi.empty()) {
+        const std::string path = roi_path(cfg_->roi, job.path);
+        std::error_code ec;
+        if (!fs::exists(path, ec)) {
+            const std::string what = fmt::format("no region of interest: '{}' does not exist (input.roi)", path);
+            switch (cfg_->roi_missing) {
+                case RoiMissing::error: throw SlideError(job.path, what);
+                case RoiMissing::all: warnings.push_back(what + "; the whole slide ran (input.roi_missing = \"all\")"); return roi;
+                case RoiMissing::skip:
+                    out.failure.status = SlideStatus::skipped;
+                    out.failure.reason = what + " (input.roi_missing = \"skip\")";
+                    return roi;
+            }
+        }
+        roi = load_region(path, w, h);
+        for (const std::string& warning : roi->warnings()) warnings.push_back(warning);
+    } else {
+        return roi;
+    }
+    const geom::Box b = roi->bounds();
+    if (roi->empty() || b.x1 <= 0 || b.y1 <= 0 || b.x0 >= double(w) || b.y0 >= double(h))
+        throw SlideError(job.path, fmt::format("the region of interest {} ({:.0f}, {:.0f})-({:.0f}, {:.0f}) lies outside the "
+                                               "slide ({} x {} level-0 pixels)",
+                                               roi->source(), b.x0, b.y0, b.x1, b.y1, w, h));
+    return roi;
+}
 
 PlanOutcome PlanStage::operator()(const SlideJob& job) const {
     BusyScope busy(*counter_);
@@ -21,6 +75,13 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         ctx->job = job;
         ctx->start = start;
         ctx->slide = std::make_unique<Slide>(job.path, cfg_->reader);
+        std::vector<std::string> warnings;
+        const std::optional<Region> roi = region(job, *ctx->slide, out, warnings);
+        if (out.failure.status == SlideStatus::skipped) {
+            out.failure.index = job.index;
+            out.failure.path = job.path;
+            return out;
+        }
         std::optional<TissueMask> mask;
         if (cfg_->tissue) {
             mask = compute_tissue_mask(*ctx->slide);
@@ -36,13 +97,21 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         const auto& groups = topology_->read_groups;
         for (std::size_t g = 0; g < groups.size(); ++g) {
             ctx->plans.push_back(plan_slide(*ctx->slide, job.index, groups[g].tiling, *cfg_,
-                                            static_cast<std::uint16_t>(g), mask ? &*mask : nullptr));
+                                            static_cast<std::uint16_t>(g), mask ? &*mask : nullptr,
+                                            roi ? &*roi : nullptr));
+            if (roi && ctx->plans.back().kept.empty())
+                warnings.push_back(fmt::format("no patch of read group {} has {} of its area inside the region of "
+                                               "interest {} (tiling.roi_threshold): nothing ran",
+                                               g, cfg_->roi_threshold, roi->source()));
             total_->fetch_add(static_cast<std::int64_t>(ctx->plans.back().count()), std::memory_order_relaxed);
         }
         ctx->slide->set_tile_cache_bytes(tile_cache_bytes(*ctx->slide, ctx->plans, cfg_->tile_cache_mb));
         ctx->models.resize(cfg_->models.size());
+        ctx->warnings = std::move(warnings);
         out.cursor = std::make_shared<Cursor>(Cursor{std::move(ctx), 0, 0});
-    } catch (const SlideError& e) {  // an OutputError (mask preview) is not this slide's: it stops the run
+    } catch (const OutputError&) {  // the mask preview's directory or disk: not this slide's, it stops the run
+        throw;
+    } catch (const Error& e) {  // SlideError, RegionError (its region file): this slide's alone
         out.failure.index = job.index;
         out.failure.path = job.path;
         out.failure.status = SlideStatus::failed;

@@ -9,7 +9,10 @@
 #include <flowinfer/config.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "stages/roi.hpp"
+
 #include <atomic>
+#include <optional>
 
 namespace flowinfer {
 
@@ -28,11 +31,19 @@ public:
     PlanOutcome operator()(const SlideJob& job) const;
 
 private:
+    // The slide's region of interest (input.roi, input.region), if any; sets out.failure's
+    // status to skipped for input.roi_missing = "skip". Throws SlideError.
+    std::optional<Region> region(const SlideJob& job, const Slide& slide, PlanOutcome& out,
+                                 std::vector<std::string>& warnings) const;
     const Config* cfg_;
     const Topology* topology_;
     StageCounter* counter_;
     std::atomic<std::int64_t>* total_;
 };
+
+// input.roi's pattern for one slide: {stem} and {name} replaced by its file name without and
+// with its extension.
+std::string roi_path(const std::string& pattern, const std::string& slide_path);
 
 // The decoded-tile cache a slide's walk needs to decode every tile once: per plan, a band
 // of tile rows across the read level as deep as a section of patch rows plus one tile row

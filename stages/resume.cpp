@@ -74,6 +74,14 @@ std::string resume_settings(const Config& cfg) {
     s += fmt::format("tiling.sections={}\ntiling.subsections={}\n", cfg.sections, cfg.subsections);
     s += fmt::format("tiling.tissue={}\n", cfg.tissue);
     if (cfg.tissue) s += fmt::format("tiling.tissue_threshold={}\ntissue_preview={}\n", num(cfg.tissue_threshold), cfg.tissue_preview);
+    if (!cfg.roi.empty() || cfg.region) {
+        s += fmt::format("input.roi={}\ninput.roi_missing={}\ntiling.roi_threshold={}\n", json_string(cfg.roi),
+                         to_string(cfg.roi_missing), num(cfg.roi_threshold));
+        if (cfg.region)
+            s += fmt::format("input.region={} {} {} {}\n", num((*cfg.region)[0]), num((*cfg.region)[1]),
+                             num((*cfg.region)[2]), num((*cfg.region)[3]));
+    }
+    s += fmt::format("output.previews={}\n", cfg.previews);
     s += fmt::format("runtime.on_read_error={}\n", to_string(cfg.on_read_error));
     // The native reader gives a level's own pixels where OpenSlide resamples (non-integer
     // downsamples) and shrinks JPEG by 2/4/8 in the decoder: other pixels, so other outputs.
@@ -100,6 +108,12 @@ std::string resume_settings(const Config& cfg) {
             s += fmt::format("{}detection={} conf={} iou={} max={} agnostic={}\n", p, to_string(m.detection_format),
                              num(m.conf_threshold), num(m.iou_threshold), m.max_detections, m.class_agnostic);
         if (m.task == Task::embedding) s += fmt::format("{}embedding_dtype={}\n", p, to_string(m.embedding_dtype));
+        if (m.task == Task::segmentation && m.contours) {
+            std::string classes;
+            for (int c : m.contour_classes) classes += fmt::format("{},", c);
+            s += fmt::format("{}contours={} t={} tol={} min_area={}\n", p, classes, num(m.contour_threshold),
+                             num(m.contour_tolerance), num(m.min_area_um2));
+        }
     }
     return s;
 }

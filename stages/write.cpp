@@ -79,6 +79,7 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
         r.patches_skipped += static_cast<std::int64_t>(p.skipped());
     }
     r.patches_unreadable = ctx.patches_unreadable.load(std::memory_order_relaxed);
+    r.warnings = ctx.warnings;
     if (ctx.slide) {
         r.reader = ctx.slide->reader();
         const Slide::ReadStats st = ctx.slide->read_stats();

@@ -689,7 +689,7 @@ BOOST_AUTO_TEST_CASE(slurm_array_script_runs_the_cohort_one_shard_per_task) {
         BOOST_TEST(s["counts"]["ok"].n == 1);
         for (const fit::Json& e : s["slides"].items) {
             seen.insert(fs::path(e["path"].s).filename().string());
-            BOOST_TEST(e["outputs"].items.size() == 4u);  // tissue map; classifier map, CSV, GeoJSON
+            BOOST_TEST(e["outputs"].items.size() == 6u);  // tissue map, contours; classifier map, CSV, GeoJSON; preview
         }
     }
     BOOST_TEST((seen == std::set<std::string>{"discs.tiff", "synthetic-he.tiff"}));

@@ -330,7 +330,7 @@ BOOST_AUTO_TEST_CASE(several_models_share_one_read) {
     const RunSummary s = run(cfg);
     BOOST_REQUIRE(s.slides.at(0).ok());
     BOOST_TEST(s.stages.at("read_region").items == s.slides[0].patches);  // each patch read once
-    BOOST_TEST(s.slides[0].outputs.size() == 5u);  // 2 features files, the classifier's map, CSV, GeoJSON
+    BOOST_TEST(s.slides[0].outputs.size() == 6u);  // 2 features files, the classifier's map, CSV, GeoJSON; preview
     const OutputInfo a = h5_output(s.slides[0], "mean");
     const OutputInfo b = h5_output(s.slides[0], "pooled");
     BOOST_TEST(a.dim == 16);
@@ -351,9 +351,10 @@ BOOST_AUTO_TEST_CASE(resume_skips_a_complete_file_and_a_changed_dtype_redoes_it)
     const OutputInfo o = h5_output(first.slides.at(0));
     const RunSummary again = run(cfg, opt);
     BOOST_TEST((again.slides.at(0).status == SlideStatus::skipped));
-    BOOST_REQUIRE(again.slides[0].outputs.size() == 1u);
+    BOOST_REQUIRE(again.slides[0].outputs.size() == 2u);  // the features file and the preview
     BOOST_TEST(again.slides[0].outputs[0].rows == o.rows);  // from the record
     BOOST_TEST(again.slides[0].outputs[0].dim == 3);
+    BOOST_TEST(again.slides[0].outputs[1].kind == "preview");
     cfg.models[0].embedding_dtype = EmbeddingDtype::float16;
     const RunSummary redo = run(cfg, opt);
     BOOST_TEST((redo.slides.at(0).status == SlideStatus::ok));

@@ -96,7 +96,16 @@ struct ModelConfig {
     bool class_agnostic = false;
     // embedding
     EmbeddingDtype embedding_dtype = EmbeddingDtype::float32;
+    // segmentation: <model>.geojson, the map's classes as QuPath annotations (README, "Contours")
+    bool contours = true;
+    std::vector<int> contour_classes;  // empty: class 1 of a 1- or 2-channel map, every class > 0 of a label map
+    double contour_threshold = 0.5;    // probability maps: a pixel is in class 1 when p >= this
+    double contour_tolerance = 1.0;    // map pixels: how far a simplified outline may stray
+    double min_area_um2 = 0.0;         // parts (and holes) smaller than this are dropped
 };
+
+// What a slide without its input.roi file does.
+enum class RoiMissing { error, all, skip };
 
 struct Config {
     std::string source;  // the config file's path ("" when built in code); used in messages
@@ -105,12 +114,19 @@ struct Config {
     // input.slides (globs resolved) and input.manifest (listed files) together: absolute,
     // sorted, without duplicates.
     std::vector<std::string> slides;
+    // Regions of interest: a path pattern per slide ("{stem}" is the slide's file name without
+    // its extension, "{name}" with it), absolute once read; "" runs the whole slide.
+    std::string roi;
+    RoiMissing roi_missing = RoiMissing::error;
+    // input.region / CLI --region: one level-0 rectangle x, y, w, h for every slide.
+    std::optional<std::array<double, 4>> region;
 
     // [output]
     std::string output_dir;                        // absolute
     Compression compression = Compression::deflate;
     int deflate_level = 1;  // 1 (fastest) .. 9 (smallest)
     std::int64_t spill_mb = 64;  // lower pyramid levels kept in memory up to this, then a temp file
+    bool previews = true;        // <slide stem>/preview.png, and thumbnails in report.html
 
     // [tiling]
     int patch_size = 512;
@@ -122,6 +138,7 @@ struct Config {
     bool tissue = false;            // skip patches without tissue (mask from a low level)
     double tissue_threshold = 0.05; // least tissue share of a patch's area for it to run
     bool tissue_preview = false;    // CLI --tissue-mask: <dir>/<slide>/tissue-mask.png
+    double roi_threshold = 0.05;    // least share of a patch's area inside the ROI for it to run
 
     // [runtime]
     std::string device = "cpu";  // cpu | cuda | cuda:N
@@ -170,6 +187,7 @@ const char* to_string(ReadErrorPolicy p) noexcept;
 const char* to_string(SlideReader r) noexcept;
 const char* to_string(EmbeddingDtype d) noexcept;
 const char* to_string(OutputLayout l) noexcept;
+const char* to_string(RoiMissing r) noexcept;
 // As pipeline.toml spells it: "rgb", "bgr" or "gray" (with the quotes), or [2], [0, 1].
 std::string channels_name(const std::vector<int>& channels);
 // "first tensor", "[1]" or "[\"seg\"]".

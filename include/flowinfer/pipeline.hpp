@@ -45,7 +45,9 @@ struct SlideJob {
 struct OutputInfo {
     std::string model;
     std::string kind;    // the model's task: "segmentation", "classification", "detection", "embedding"
-    std::string format;  // "tiff" (a map), "geojson", "csv", "hdf5" (features), "png" (tissue mask preview)
+    // "tiff" (a map), "geojson", "csv", "hdf5" (features), "png" (kind "tissue": the mask
+    // preview; kind "preview": the overlay preview)
+    std::string format;
     std::string path;    // final file; only present once complete
     std::int64_t width = 0;   // maps: pixels
     std::int64_t height = 0;
@@ -86,6 +88,11 @@ struct SlideResult {
     std::int64_t tiles_decoded = 0, tile_cache_hits = 0, tile_cache_peak_bytes = 0;
     double wall_s = 0.0;
     std::vector<OutputInfo> outputs;
+    // Problems that did not stop the slide, each naming its file or key (a region file's
+    // skipped feature, a missing ROI with input.roi_missing = "all", a key not applied).
+    std::vector<std::string> warnings;
+    // The overlay preview as a small PNG "data:" URI (output.previews), for report.html.
+    std::string thumbnail;
 };
 
 struct StageStats {
@@ -130,6 +137,10 @@ std::vector<std::string> shard_slides(const std::vector<std::string>& slides, co
 // The summary file a run writes: "summary.json", or "summary-I-of-N.json" for a shard, so
 // shards writing one output directory never write the same file.
 std::string summary_file_name(const std::optional<Shard>& shard);
+// The HTML report beside it: "report.html", or "report-I-of-N.html" for a shard. One
+// self-contained file (no network): a table of slides with their status, patches, time,
+// outputs, errors and preview thumbnails, sortable and filterable by status.
+std::string report_file_name(const std::optional<Shard>& shard);
 
 // The run as a whole, in summary.json's "state".
 // - running: a summary written while slides are still being processed;
@@ -143,6 +154,7 @@ struct RunSummary {
     RunState state = RunState::running;
     std::string error;  // interrupted, failed: why the run stopped
     std::string path;   // the summary file written: <output.dir>/summary_file_name(shard)
+    std::string report;  // report.html, rewritten with it: <output.dir>/report_file_name(shard)
     std::optional<Shard> shard;
     // Of the whole list (every shard): its length and the SHA-256 of its paths (one per line),
     // so per-shard summaries can be checked to come from one list.

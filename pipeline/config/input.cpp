@@ -105,6 +105,39 @@ std::vector<std::string> read_manifest(const Context& c, const toml::node& n) {
     return slides;
 }
 
+// input.roi, input.roi_missing and input.region: which part of each slide runs.
+void read_regions(const Context& c, const toml::table& t, Config& cfg) {
+    if (const toml::node* n = t.get("roi")) {
+        const std::string pattern = read_string(c, "input.roi", *n);
+        if (pattern.empty()) c.fail("input.roi", n, "must not be empty");
+        // Only {stem} and {name} are placeholders; any other brace is a typo worth stopping for.
+        for (std::size_t at = pattern.find('{'); at != std::string::npos; at = pattern.find('{', at + 1))
+            if (pattern.compare(at, 6, "{stem}") != 0 && pattern.compare(at, 6, "{name}") != 0)
+                c.fail("input.roi", n,
+                       fmt::format("'{}': only {{stem}} (the slide's file name without its extension) and "
+                                   "{{name}} (with it) may be used",
+                                   pattern));
+        cfg.roi = resolve(c, pattern).string();
+    }
+    if (const toml::node* n = t.get("roi_missing")) {
+        if (cfg.roi.empty()) c.fail("input.roi_missing", n, "applies only with input.roi");
+        cfg.roi_missing = read_choice<RoiMissing>(c, "input.roi_missing", *n,
+                                                  {{"error", RoiMissing::error}, {"all", RoiMissing::all},
+                                                   {"skip", RoiMissing::skip}});
+    }
+    if (const toml::node* n = t.get("region")) {
+        const toml::array* arr = n->as_array();
+        if (!arr || arr->size() != 4) wrong_type(c, "input.region", *n, "an array [x, y, w, h] of level-0 pixels");
+        std::array<double, 4> r{};
+        for (std::size_t i = 0; i < 4; ++i) r[i] = read_number(c, fmt::format("input.region[{}]", i), *arr->get(i));
+        if (!(r[0] >= 0 && r[1] >= 0)) c.fail("input.region", n, "x and y must be >= 0 (level-0 pixels)");
+        if (!(r[2] > 0 && r[3] > 0)) c.fail("input.region", n, "w and h must be > 0 (level-0 pixels)");
+        if (!cfg.roi.empty())
+            c.fail("input.region", n, "set either input.roi (a file per slide) or input.region, not both");
+        cfg.region = r;
+    }
+}
+
 // input.slides and input.manifest together: one list, sorted and without duplicates, so the
 // same inputs always give the same slide order (and summary.json the same order of entries),
 // whatever order the globs or the manifest produced.
@@ -130,12 +163,13 @@ void read_input(const Context& c, const toml::table& root, Config& cfg) {
     if (manifest)
         for (std::string& p : read_manifest(c, *manifest)) slides.insert(std::move(p));
     cfg.slides.assign(slides.begin(), slides.end());
+    if (t) read_regions(c, *t, cfg);
 }
 
 }  // namespace
 
 const TableSchema& input_table() {
-    static const TableSchema schema{"input", Shape::table, {"slides", "manifest"}, read_input};
+    static const TableSchema schema{"input", Shape::table, {"slides", "manifest", "roi", "roi_missing", "region"}, read_input};
     return schema;
 }
 

@@ -124,6 +124,7 @@ bool meaningful_for(std::string_view k, Task t) {
         k == "class_agnostic")
         return t == Task::detection;
     if (k == "embedding_dtype") return t == Task::embedding;
+    if (k.rfind("contour", 0) == 0 || k == "min_area_um2") return t == Task::segmentation;
     if (k == "activation") return t != Task::detection && t != Task::embedding;
     if (k == "classes") return t != Task::embedding;
     return true;
@@ -134,7 +135,8 @@ const std::vector<std::string_view>& metadata_keys() {
     static const std::vector<std::string_view> keys = {
         "task", "channels", "mean", "std", "activation", "blend", "classes", "patch_size", "overlap", "mpp",
         "level", "output", "output_layout", "detection_format", "conf_threshold", "iou_threshold",
-        "max_detections", "class_agnostic", "embedding_dtype"};
+        "max_detections", "class_agnostic", "embedding_dtype", "contour_classes", "contour_threshold",
+        "min_area_um2"};
     return keys;
 }
 
@@ -252,6 +254,7 @@ void read_model_keys(const Context& c, const toml::table& m, const std::string& 
     if (const toml::node* n = m.get("embedding_dtype"))
         mc.embedding_dtype = read_choice<EmbeddingDtype>(
             c, key("embedding_dtype"), *n, {{"float32", EmbeddingDtype::float32}, {"float16", EmbeddingDtype::float16}});
+    read_contour_keys(c, m, prefix, mc);
 }
 
 // pipeline.toml's entry with the model's own keys under it: a key pipeline.toml sets wins
@@ -365,7 +368,8 @@ const TableSchema& models_table() {
         {"name", "path", "task", "batch_size", "precision", "channels", "mean", "std", "activation", "blend",
          "device", "patch_size", "overlap", "mpp", "level", "classes", "detection_format",
          "conf_threshold", "iou_threshold", "max_detections", "class_agnostic", "cpu_micro_batch",
-         "embedding_dtype", "output", "output_layout"},
+         "embedding_dtype", "output", "output_layout", "contours", "contour_classes", "contour_threshold",
+         "contour_tolerance", "min_area_um2"},
         read_models};
     return schema;
 }
@@ -423,6 +427,15 @@ const char* to_string(EmbeddingDtype d) noexcept {
     switch (d) {
         case EmbeddingDtype::float32: return "float32";
         case EmbeddingDtype::float16: return "float16";
+    }
+    return "?";
+}
+
+const char* to_string(RoiMissing r) noexcept {
+    switch (r) {
+        case RoiMissing::error: return "error";
+        case RoiMissing::all: return "all";
+        case RoiMissing::skip: return "skip";
     }
     return "?";
 }

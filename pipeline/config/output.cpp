@@ -27,13 +27,14 @@ void read_output(const Context& c, const toml::table& root, Config& cfg) {
         cfg.deflate_level = read_int(c, "output.deflate_level", *n, 1, 9);
     if (const toml::node* n = t->get("spill_mb"))
         cfg.spill_mb = read_int64(c, "output.spill_mb", *n, 0, kMaxSpillMb);
+    if (const toml::node* n = t->get("previews")) cfg.previews = read_bool(c, "output.previews", *n);
 }
 
 }  // namespace
 
 const TableSchema& output_table() {
     static const TableSchema schema{
-        "output", Shape::table, {"dir", "compression", "deflate_level", "spill_mb"}, read_output};
+        "output", Shape::table, {"dir", "compression", "deflate_level", "spill_mb", "previews"}, read_output};
     return schema;
 }
 

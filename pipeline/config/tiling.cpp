@@ -25,6 +25,11 @@ void read_tiling(const Context& c, const toml::table& root, Config& cfg) {
     if (const toml::node* n = t->get("tissue")) cfg.tissue = read_bool(c, "tiling.tissue", *n);
     if (const toml::node* n = t->get("tissue_threshold"))
         cfg.tissue_threshold = read_fraction(c, "tiling.tissue_threshold", *n);
+    if (const toml::node* n = t->get("roi_threshold")) {
+        cfg.roi_threshold = read_fraction(c, "tiling.roi_threshold", *n);
+        if (cfg.roi.empty() && !cfg.region)
+            c.fail("tiling.roi_threshold", n, "applies only with input.roi or input.region (--region)");
+    }
 
     if (mpp && level)
         c.fail("tiling.level", level,
@@ -58,7 +63,7 @@ const TableSchema& tiling_table() {
     static const TableSchema schema{"tiling",
                                     Shape::table,
                                     {"patch_size", "overlap", "mpp", "level", "sections",
-                                     "subsections", "tissue", "tissue_threshold"},
+                                     "subsections", "tissue", "tissue_threshold", "roi_threshold"},
                                     read_tiling,
                                     check_overlap};
     return schema;

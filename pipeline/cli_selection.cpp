@@ -1,3 +1,5 @@
+// What part of the work a `flowinfer run` takes: its shard of the slide list (--shard, a Slurm job
+// array) and its region of each slide (--region).
 #include "pipeline/cli_support.hpp"
 
 #include <fmt/format.h>
@@ -65,6 +67,21 @@ std::optional<Shard> shard_from_slurm(std::string& from) {
         throw Usage(fmt::format("{}: gives shard {}/{}, outside 1..{}; submit the array as --array=1-N (or 0-(N-1)), "
                                 "or pass --shard I/N", from, i, n, n));
     return Shard{i, n};
+}
+
+std::string region_value(const std::string& text) {
+    std::vector<std::string> parts;
+    std::size_t at = 0;
+    for (std::size_t comma; (comma = text.find(',', at)) != std::string::npos; at = comma + 1)
+        parts.push_back(text.substr(at, comma - at));
+    parts.push_back(text.substr(at));
+    for (const std::string& p : parts) {
+        char* end = nullptr;
+        std::strtod(p.c_str(), &end);
+        if (parts.size() != 4 || p.empty() || end != p.c_str() + p.size())
+            throw Usage(fmt::format("--region: expected X,Y,W,H in level-0 pixels, got '{}'", text));
+    }
+    return fmt::format("[{}, {}, {}, {}]", parts[0], parts[1], parts[2], parts[3]);
 }
 
 }  // namespace flowinfer::cli
