@@ -8,54 +8,12 @@
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
-#include <tiffio.h>
 
 #include <cmath>
-#include <memory>
 
 namespace flowinfer {
 
 namespace {
-
-struct TiffCloser {
-    void operator()(TIFF* t) const { TIFFClose(t); }
-};
-
-// libtiff reports through a process-wide handler; the error that matters is the call that failed.
-void read_directory(TIFF* tif, const std::string& path, MapLevel& out) {
-    std::uint32_t w = 0, h = 0;
-    std::uint16_t spp = 1, bps = 8;
-    TIFFGetField(tif, TIFFTAG_IMAGEWIDTH, &w);
-    TIFFGetField(tif, TIFFTAG_IMAGELENGTH, &h);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_SAMPLESPERPIXEL, &spp);
-    TIFFGetFieldDefaulted(tif, TIFFTAG_BITSPERSAMPLE, &bps);
-    if (spp != 1 || bps != 8)
-        throw OutputError(path, fmt::format("directory {} is not an 8-bit one-channel map ({} samples of {} bits)",
-                                            out.directory, spp, bps));
-    out.width = w;
-    out.height = h;
-    out.pixels.assign(static_cast<std::size_t>(w) * h, 0);
-    if (TIFFIsTiled(tif)) {
-        std::uint32_t tw = 0, th = 0;
-        TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
-        TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-        std::vector<std::uint8_t> tile(static_cast<std::size_t>(TIFFTileSize(tif)));
-        for (std::uint32_t ty = 0; ty < h; ty += th)
-            for (std::uint32_t tx = 0; tx < w; tx += tw) {
-                if (TIFFReadTile(tif, tile.data(), tx, ty, 0, 0) < 0)
-                    throw OutputError(path, fmt::format("cannot read the map tile at ({}, {}) of directory {}", tx,
-                                                        ty, out.directory));
-                const std::uint32_t cw = std::min(tw, w - tx), ch = std::min(th, h - ty);
-                for (std::uint32_t y = 0; y < ch; ++y)
-                    std::copy_n(tile.data() + std::size_t(y) * tw, cw,
-                                out.pixels.data() + std::size_t(ty + y) * w + tx);
-            }
-    } else {
-        for (std::uint32_t y = 0; y < h; ++y)
-            if (TIFFReadScanline(tif, out.pixels.data() + std::size_t(y) * w, y, 0) < 0)
-                throw OutputError(path, fmt::format("cannot read row {} of directory {}", y, out.directory));
-    }
-}
 
 // Level-0 slide pixels to a hundredth, written as short as that allows ("3642", "3642.5"):
 // a hundredth of a pixel is below any scanner's precision.
@@ -80,26 +38,16 @@ void append_polygon(std::string& out, const geom::Polygon& p, double sx, double 
 
 }  // namespace
 
-MapLevel read_map_level(const std::string& path, std::int64_t max_pixels) {
-    std::unique_ptr<TIFF, TiffCloser> tif(TIFFOpen(path.c_str(), "r"));
-    if (!tif) throw OutputError(path, "cannot open the map to trace its contours");
-    std::uint32_t w0 = 0, h0 = 0;
-    TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &w0);
-    TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &h0);
-    // Directories get smaller down the pyramid: the first that fits is the finest that fits.
-    int dir = 0;
-    for (;; ++dir) {
-        std::uint32_t w = 0, h = 0;
-        TIFFGetField(tif.get(), TIFFTAG_IMAGEWIDTH, &w);
-        TIFFGetField(tif.get(), TIFFTAG_IMAGELENGTH, &h);
-        if (std::int64_t(w) * h <= max_pixels || !TIFFReadDirectory(tif.get())) break;
-    }
-    MapLevel level;
-    level.directory = static_cast<int>(TIFFCurrentDirectory(tif.get()));
-    read_directory(tif.get(), path, level);
-    level.scale_x = level.width > 0 ? double(w0) / double(level.width) : 1.0;
-    level.scale_y = level.height > 0 ? double(h0) / double(level.height) : 1.0;
-    return level;
+MapLevel read_map_to_trace(const std::string& path, std::int64_t max_pixels) {
+    return read_map_level(
+        path,
+        [&](const std::vector<MapDirectory>& dirs) {
+            // Directories get smaller down the pyramid: the first that fits is the finest.
+            for (std::size_t i = 0; i < dirs.size(); ++i)
+                if (dirs[i].width * dirs[i].height <= max_pixels) return i;
+            return dirs.size() - 1;
+        },
+        "to trace its contours");
 }
 
 std::vector<int> contour_classes(const ModelConfig& model, int channels) {
@@ -127,7 +75,7 @@ std::vector<std::uint8_t> class_mask(const MapLevel& level, int channels, int cl
 
 ContourStats write_contours(const std::string& map_path, const std::string& geojson_path, double map_downsample,
                             double slide_mpp, int channels, const ModelConfig& model) {
-    const MapLevel level = read_map_level(map_path, kContourMaxPixels);
+    const MapLevel level = read_map_to_trace(map_path, kContourMaxPixels);
     ContourStats stats;
     const double sx = level.scale_x * map_downsample, sy = level.scale_y * map_downsample;
     stats.downsample = sx;

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "stages/geometry/polygon.hpp"
+#include "stages/tiff/map_reader.hpp"
 
 #include <flowinfer/config.hpp>
 
@@ -21,18 +22,9 @@ namespace flowinfer {
 
 inline constexpr std::int64_t kContourMaxPixels = std::int64_t(32) << 20;
 
-// One directory of an 8-bit, one-channel map TIFF (its raw values: a label map's indices,
-// not its palette's colours).
-struct MapLevel {
-    std::int64_t width = 0, height = 0;  // this directory
-    double scale_x = 1, scale_y = 1;     // map level-0 pixels per pixel of this directory
-    int directory = 0;
-    std::vector<std::uint8_t> pixels;
-};
-
 // The finest directory with width * height <= max_pixels (the coarsest one when none is).
 // Throws OutputError naming the file when it cannot be read.
-MapLevel read_map_level(const std::string& path, std::int64_t max_pixels);
+MapLevel read_map_to_trace(const std::string& path, std::int64_t max_pixels);
 
 // The classes a model's map is traced for: contour_classes, else class 1 of a 1- or
 // 2-channel map, else every class > 0 of a label map.

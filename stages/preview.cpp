@@ -6,6 +6,8 @@
 #include "stages/preview.hpp"
 
 #include "stages/atomic_file.hpp"
+#include "stages/stitch.hpp"
+#include "stages/tiff/map_reader.hpp"
 
 #include <flowinfer/errors.hpp>
 
@@ -28,11 +30,13 @@ namespace {
 
 using Rgb = std::array<std::uint8_t, 3>;
 
-// The label-map palette's defaults (stitch.cpp: tab10, then a grey ramp), for a map whose
-// caller gave no colour, so a class looks the same in the preview as in the TIFF.
-constexpr Rgb kTab10[10] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44},  {214, 39, 40},
-                            {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
-                            {188, 189, 34}, {23, 190, 207}};
+// The label-map palette's defaults (tab10, then a grey ramp), for a map whose caller gave no
+// colour, so a class looks the same in the preview as in the TIFF.
+Rgb default_color(int k) {
+    static const std::vector<std::uint8_t> palette = label_palette();
+    const std::size_t at = static_cast<std::size_t>(k) * 3;
+    return {palette[at], palette[at + 1], palette[at + 2]};
+}
 
 // viridis at 0, 0.25, 0.5, 0.75, 1: perceptually ordered and readable by colour-blind viewers.
 constexpr double kViridis[5][3] = {
@@ -45,129 +49,6 @@ void check_image(const RgbImage& img, const char* what) {
                                                 img.height, 3LL * img.width * img.height, img.rgb.size()));
 }
 
-int capture_tiff_error(TIFF*, void* user, const char* module, const char* fmt, va_list ap) {
-    char buf[512];
-    std::vsnprintf(buf, sizeof buf, fmt, ap);
-    auto* out = static_cast<std::string*>(user);
-    if (out->empty()) *out = std::string(module ? module : "libtiff") + ": " + buf;
-    return 1;
-}
-
-int ignore_tiff_warning(TIFF*, void*, const char*, const char*, va_list) { return 1; }
-
-struct TiffClose {
-    void operator()(TIFF* t) const { TIFFClose(t); }
-};
-
-// One directory of a map, decoded whole: chosen near the thumbnail's scale, so it is small.
-struct MapLevel {
-    std::uint32_t width = 0, height = 0;    // this directory
-    std::uint32_t width0 = 0, height0 = 0;  // level 0 (the first directory)
-    std::vector<std::uint8_t> px;           // raw values (palette indices for label maps)
-    bool palette = false;
-    std::vector<Rgb> colormap;  // palette maps: the file's colours, 256 entries
-};
-
-struct DirInfo {
-    tdir_t index;
-    std::uint32_t width, height;
-};
-
-// map_px_per_thumb_px: map level-0 pixels per thumbnail pixel.
-MapLevel read_map_level(const std::string& path, double map_px_per_thumb_px) {
-    std::string error;
-    TIFFOpenOptions* opts = TIFFOpenOptionsAlloc();
-    TIFFOpenOptionsSetErrorHandlerExtR(opts, capture_tiff_error, &error);
-    TIFFOpenOptionsSetWarningHandlerExtR(opts, ignore_tiff_warning, nullptr);
-    std::unique_ptr<TIFF, TiffClose> tif(TIFFOpenExt(path.c_str(), "r", opts));
-    TIFFOpenOptionsFree(opts);
-    if (!tif) throw OutputError(path, "cannot open the map for a preview: " + error);
-    TIFF* t = tif.get();
-
-    MapLevel m;
-    std::vector<DirInfo> dirs;
-    do {
-        std::uint32_t w = 0, h = 0;
-        std::uint16_t spp = 1, bps = 1;
-        TIFFGetField(t, TIFFTAG_IMAGEWIDTH, &w);
-        TIFFGetField(t, TIFFTAG_IMAGELENGTH, &h);
-        TIFFGetFieldDefaulted(t, TIFFTAG_SAMPLESPERPIXEL, &spp);
-        TIFFGetFieldDefaulted(t, TIFFTAG_BITSPERSAMPLE, &bps);
-        if (dirs.empty() && m.width0 == 0) {
-            m.width0 = w;
-            m.height0 = h;
-            if (spp != 1 || bps != 8)
-                throw OutputError(path, fmt::format("a map must be 8-bit with 1 sample per pixel, "
-                                                    "not {}-bit with {}", bps, spp));
-        }
-        // Levels of the same map only (a stray thumbnail or label image would not match).
-        if (spp == 1 && bps == 8 && w > 0 && h > 0) dirs.push_back({TIFFCurrentDirectory(t), w, h});
-    } while (TIFFReadDirectory(t));
-    if (dirs.empty() || m.width0 == 0 || m.height0 == 0) throw OutputError(path, "the map has no image");
-
-    // Smallest level with at least one pixel per thumbnail pixel (its width at least level 0's
-    // width in thumbnail pixels): no detail is lost and no more than needed is decoded.
-    // Without one, the largest (level 0).
-    const double target_width = m.width0 / map_px_per_thumb_px;
-    const DirInfo* pick = nullptr;
-    for (const DirInfo& d : dirs)
-        if (d.width >= target_width * (1 - 1e-9) && (!pick || d.width < pick->width)) pick = &d;
-    if (!pick)
-        for (const DirInfo& d : dirs)
-            if (!pick || d.width > pick->width) pick = &d;
-    if (!TIFFSetDirectory(t, pick->index))
-        throw OutputError(path, "cannot read a map directory: " + error);
-    m.width = pick->width;
-    m.height = pick->height;
-
-    std::uint16_t photometric = PHOTOMETRIC_MINISBLACK;
-    TIFFGetFieldDefaulted(t, TIFFTAG_PHOTOMETRIC, &photometric);
-    m.palette = photometric == PHOTOMETRIC_PALETTE;
-    if (m.palette) {
-        std::uint16_t *r = nullptr, *g = nullptr, *b = nullptr;
-        if (TIFFGetField(t, TIFFTAG_COLORMAP, &r, &g, &b) && r && g && b) {
-            m.colormap.resize(256);
-            for (int i = 0; i < 256; ++i)  // 16-bit entries, written as 8-bit * 257
-                m.colormap[i] = {static_cast<std::uint8_t>(r[i] >> 8), static_cast<std::uint8_t>(g[i] >> 8),
-                                 static_cast<std::uint8_t>(b[i] >> 8)};
-        }
-    }
-
-    // Raw decoding (TIFFReadTile / TIFFReadEncodedStrip), not TIFFReadRGBA*: the latter would
-    // turn palette indices into colours and lose the class numbers.
-    const std::size_t W = m.width, H = m.height;
-    m.px.assign(W * H, 0);
-    if (TIFFIsTiled(t)) {
-        std::uint32_t tw = 0, th = 0;
-        TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw);
-        TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
-        if (tw == 0 || th == 0) throw OutputError(path, "the map has a tile size of 0");
-        std::vector<std::uint8_t> tile(static_cast<std::size_t>(TIFFTileSize(t)));
-        if (tile.size() < static_cast<std::size_t>(tw) * th) throw OutputError(path, "bad map tile size");
-        for (std::uint32_t y = 0; y < H; y += th)
-            for (std::uint32_t x = 0; x < W; x += tw) {
-                if (TIFFReadTile(t, tile.data(), x, y, 0, 0) < 0)
-                    throw OutputError(path, fmt::format("cannot read the map tile at {},{}: {}", x, y, error));
-                const std::size_t cw = std::min<std::size_t>(tw, W - x), ch = std::min<std::size_t>(th, H - y);
-                for (std::size_t r = 0; r < ch; ++r)
-                    std::copy_n(tile.data() + r * tw, cw, m.px.data() + (y + r) * W + x);
-            }
-    } else {
-        std::uint32_t rps = 0;
-        TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &rps);
-        rps = std::min<std::uint32_t>(std::max<std::uint32_t>(rps, 1), m.height);
-        const tstrip_t strips = TIFFNumberOfStrips(t);
-        for (tstrip_t s = 0; s < strips; ++s) {
-            const std::size_t y0 = static_cast<std::size_t>(s) * rps;
-            if (y0 >= H) break;
-            const std::size_t rows = std::min<std::size_t>(rps, H - y0);
-            if (TIFFReadEncodedStrip(t, s, m.px.data() + y0 * W, static_cast<tmsize_t>(rows * W)) < 0)
-                throw OutputError(path, fmt::format("cannot read map strip {}: {}", s, error));
-        }
-    }
-    return m;
-}
-
 std::uint8_t tint(std::uint8_t thumb, std::uint8_t colour) {
     return static_cast<std::uint8_t>((55 * thumb + 45 * colour + 50) / 100);
 }
@@ -175,7 +56,19 @@ std::uint8_t tint(std::uint8_t thumb, std::uint8_t colour) {
 void draw_map(RgbImage& img, double tds, const PreviewMap& map) {
     if (!(map.downsample > 0) || !std::isfinite(map.downsample))
         throw std::invalid_argument(fmt::format("map {}: downsample must be positive", map.path));
-    const MapLevel m = read_map_level(map.path, tds / map.downsample);
+    // The smallest directory with at least one pixel per thumbnail pixel: no detail lost and
+    // no more decoded than needed; without one, level 0.
+    const double per_thumb = tds / map.downsample;  // map level-0 pixels per thumbnail pixel
+    const MapLevel m = read_map_level(
+        map.path,
+        [&](const std::vector<MapDirectory>& dirs) {
+            const double target = double(dirs.front().width) / per_thumb;
+            std::size_t pick = 0;
+            for (std::size_t i = 0; i < dirs.size(); ++i)
+                if (double(dirs[i].width) >= target * (1 - 1e-9) && dirs[i].width < dirs[pick].width) pick = i;
+            return pick;
+        },
+        "for a preview");
     // Thumbnail pixel centre -> level 0 -> map level 0 -> this directory.
     const double sx = static_cast<double>(m.width) / m.width0, sy = static_cast<double>(m.height) / m.height0;
     std::vector<std::int64_t> col(img.width), row(img.height);
@@ -197,10 +90,10 @@ void draw_map(RgbImage& img, double tds, const PreviewMap& map) {
             has[k] = true;
             if (static_cast<std::size_t>(k) < map.colors.size()) lut[k] = map.colors[k];
             else if (!m.colormap.empty()) lut[k] = m.colormap[k];
-            else lut[k] = k < 10 ? kTab10[k] : Rgb{std::uint8_t(k), std::uint8_t(k), std::uint8_t(k)};
+            else lut[k] = default_color(k);
         }
     } else {
-        const Rgb c = map.colors.size() > 1 ? map.colors[1] : kTab10[1];
+        const Rgb c = map.colors.size() > 1 ? map.colors[1] : default_color(1);
         for (int v = 128; v < 256; ++v) {
             lut[v] = c;
             has[v] = true;
@@ -209,7 +102,7 @@ void draw_map(RgbImage& img, double tds, const PreviewMap& map) {
     const bool heat = map.kind == PreviewMap::heat;
     for (int y = 0; y < img.height; ++y) {
         if (row[y] < 0 || row[y] >= static_cast<std::int64_t>(m.height)) continue;
-        const std::uint8_t* src = m.px.data() + static_cast<std::size_t>(row[y]) * m.width;
+        const std::uint8_t* src = m.pixels.data() + static_cast<std::size_t>(row[y]) * m.width;
         std::uint8_t* dst = img.rgb.data() + static_cast<std::size_t>(y) * img.width * 3;
         for (int x = 0; x < img.width; ++x) {
             if (col[x] < 0 || col[x] >= static_cast<std::int64_t>(m.width)) continue;

@@ -276,16 +276,16 @@ BOOST_AUTO_TEST_CASE(probability_maps_are_cut_at_contour_threshold) {
 BOOST_AUTO_TEST_CASE(large_maps_are_traced_on_a_pyramid_level) {
     const std::vector<std::uint8_t> px = shapes();
     write_map(dir / "map.tif", kW, kH, px, true);
-    const MapLevel full = read_map_level(dir / "map.tif", kW * kH);
+    const MapLevel full = read_map_to_trace(dir / "map.tif", kW * kH);
     BOOST_TEST(full.width == kW);
     BOOST_TEST(full.scale_x == 1.0);
-    const MapLevel half = read_map_level(dir / "map.tif", kW * kH - 1);
+    const MapLevel half = read_map_to_trace(dir / "map.tif", kW * kH - 1);
     BOOST_TEST(half.width == kW / 2);
     BOOST_TEST(half.height == kH / 2);
     BOOST_TEST(half.scale_x == 2.0);
     BOOST_TEST(half.pixels[static_cast<std::size_t>(80 * half.width + 150)] == 1);  // the annulus (palette: kept, not averaged)
     BOOST_TEST(half.pixels[static_cast<std::size_t>(150 * half.width + 150)] == 2);  // the island
-    const MapLevel smallest = read_map_level(dir / "map.tif", 1);
+    const MapLevel smallest = read_map_to_trace(dir / "map.tif", 1);
     BOOST_TEST(smallest.width * smallest.height <= 256 * 256);
 }
 
