@@ -11,6 +11,7 @@
 
 #include "pipeline/report.hpp"
 #include "tests/browser.hpp"
+#include "tests/test_support.hpp"
 #include "stages/preview.hpp"
 
 #include <flowinfer/errors.hpp>
@@ -34,13 +35,9 @@ using namespace fit_browser;
 
 namespace {
 
-const fs::path& temp_dir() {  // fresh per run, kept afterwards (the screenshot lives there)
-    static const fs::path dir = [] {
-        std::string t = "/tmp/flowinfer_test_report.XXXXXX";
-        if (!mkdtemp(t.data())) throw std::runtime_error("mkdtemp failed");
-        std::cout << "test_report: temp dir " << t << std::endl;
-        return fs::path(t);
-    }();
+const fs::path& temp_dir() {  // fresh per run, removed at the end (test_previews keeps a screenshot)
+    static const fit::TempDir tmp;
+    static const fs::path dir(tmp.path());
     return dir;
 }
 

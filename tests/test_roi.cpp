@@ -2,9 +2,11 @@
 // checked against a computation written here (dense point sampling with an even-odd test),
 // against geom::clipped_area, and across file forms (GeoJSON, PNG, TIFF, rectangle).
 //
-// Thread safety: single-threaded tests; files under a per-process temporary directory.
+// Thread safety: single-threaded tests; files under a temporary directory removed at the end.
 #define BOOST_TEST_MODULE roi
 #include <boost/test/unit_test.hpp>
+
+#include "tests/test_support.hpp"
 
 #include "stages/roi.hpp"
 
@@ -31,15 +33,11 @@ namespace {
 const double kPi = 3.14159265358979323846;
 
 std::string tmp(const std::string& name) {
-    static const auto dir = [] {
-        auto d = std::filesystem::temp_directory_path() / ("test_roi." + std::to_string(::getpid()));
-        std::filesystem::create_directories(d);
-        return d;
-    }();
-    return (dir / name).string();
+    static const fit::TempDir dir;  // removed when the test ends
+    return dir / name;
 }
 
-void write_text(const std::string& path, const std::string& s) { std::ofstream(path, std::ios::binary) << s; }
+using fit::write_text;
 
 // Even-odd over every ring of every polygon: independent of roi.cpp's winding sums.
 bool inside(const MultiPolygon& m, double px, double py) {
@@ -82,29 +80,6 @@ std::vector<std::uint8_t> rasterize(const MultiPolygon& m, int mw, int mh, doubl
     for (int j = 0; j < mh; ++j)
         for (int i = 0; i < mw; ++i) px[std::size_t(j) * mw + i] = inside(m, (i + 0.5) * w / mw, (j + 0.5) * h / mh) ? 255 : 0;
     return px;
-}
-
-void write_png(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int format = PNG_FORMAT_GRAY) {
-    png_image img{};
-    img.version = PNG_IMAGE_VERSION;
-    img.width = w;
-    img.height = h;
-    img.format = format;
-    BOOST_REQUIRE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr));
-}
-
-void write_tiff(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h) {
-    TIFF* t = TIFFOpen(path.c_str(), "w");
-    BOOST_REQUIRE(t);
-    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, w);
-    TIFFSetField(t, TIFFTAG_IMAGELENGTH, h);
-    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
-    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
-    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
-    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, h);
-    for (int j = 0; j < h; ++j) BOOST_REQUIRE(TIFFWriteScanline(t, const_cast<std::uint8_t*>(&px[std::size_t(j) * w]), j, 0) == 1);
-    TIFFClose(t);
 }
 
 std::string ring_json(const Ring& r, bool close = true) {
@@ -212,8 +187,8 @@ BOOST_AUTO_TEST_CASE(geojson_and_png_mask_pick_the_same_patches) {
         fc += std::string(i ? "," : "") + R"({"type":"Feature","properties":{"objectType":"annotation"},"geometry":{"type":"Polygon","coordinates":)" +
               polygon_json(m[i]) + "}}";
     write_text(tmp("shapes.geojson"), fc + "]}");
-    write_png(tmp("shapes.png"), rasterize(m, 512, 512, 8192, 8192), 512, 512);
-    write_tiff(tmp("shapes.tif"), rasterize(m, 512, 512, 8192, 8192), 512, 512);
+    fit::write_png_image(tmp("shapes.png"), rasterize(m, 512, 512, 8192, 8192), 512, 512);
+    fit::write_gray_tiff(tmp("shapes.tif"), rasterize(m, 512, 512, 8192, 8192), 512, 512);
     const Region g = load_region(tmp("shapes.geojson"), 8192, 8192);
     const Region p = load_region(tmp("shapes.png"), 8192, 8192);
     const Region t = load_region(tmp("shapes.tif"), 8192, 8192);
@@ -277,7 +252,7 @@ BOOST_AUTO_TEST_CASE(partial_mask_pixels_count_by_overlap) {
     BOOST_TEST(r.area() == 25.0);
     // Alpha 0 is outside whatever the colour; any nonzero channel is inside.
     std::vector<std::uint8_t> rgba = {255, 255, 255, 0, 0, 0, 9, 255, 0, 0, 0, 255, 0, 0, 0, 0};
-    write_png(tmp("rgba.png"), rgba, 2, 2, PNG_FORMAT_RGBA);
+    fit::write_png_image(tmp("rgba.png"), rgba, 2, 2, 4);
     const Region a = load_region(tmp("rgba.png"), 10, 10);
     BOOST_TEST(a.area() == 25.0);
     BOOST_TEST(a.fraction_in(5, 0, 5, 5) == 1.0);
@@ -354,7 +329,7 @@ BOOST_AUTO_TEST_CASE(bad_input) {
     BOOST_TEST(has(r.warnings()[0], "; left out"));
     BOOST_TEST(r.area() == 100.0);
     BOOST_TEST(r.fraction_in(20, 0, 20, 10) == 0.5);
-    write_png(tmp("zero.png"), std::vector<std::uint8_t>(64, 0), 8, 8);
+    fit::write_png_image(tmp("zero.png"), std::vector<std::uint8_t>(64, 0), 8, 8);
     e = expect_error([] { load_region(tmp("zero.png"), 100, 100); });
     BOOST_TEST(has(e, tmp("zero.png") + ": the mask is empty (no nonzero pixel)"));
     e = expect_error([] { load_region(tmp("missing.geojson"), 100, 100); });

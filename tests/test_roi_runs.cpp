@@ -13,8 +13,6 @@
 #include <flowinfer/pipeline.hpp>
 
 #include <fmt/format.h>
-#include <png.h>
-#include <tiffio.h>
 
 #include <array>
 #include <cstdio>
@@ -64,34 +62,6 @@ std::string geojson(const std::vector<Rings>& polygons, const std::string& extra
         out += "]}}";
     }
     return out + extra_feature + "]}\n";
-}
-
-void write_png_mask(const std::string& path, int w, int h, const std::vector<std::uint8_t>& px) {
-    std::FILE* f = std::fopen(path.c_str(), "wb");
-    BOOST_REQUIRE(f);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, nullptr, nullptr, nullptr);
-    png_infop info = png_create_info_struct(png);
-    png_init_io(png, f);
-    png_set_IHDR(png, info, w, h, 8, PNG_COLOR_TYPE_GRAY, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
-                 PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (int y = 0; y < h; ++y) png_write_row(png, const_cast<std::uint8_t*>(px.data() + std::size_t(y) * w));
-    png_write_end(png, nullptr);
-    png_destroy_write_struct(&png, &info);
-    std::fclose(f);
-}
-
-void write_tiff_mask(const std::string& path, int w, int h, const std::vector<std::uint8_t>& px) {
-    TIFF* t = TIFFOpen(path.c_str(), "w");
-    BOOST_REQUIRE(t);
-    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, w);
-    TIFFSetField(t, TIFFTAG_IMAGELENGTH, h);
-    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
-    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
-    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, h);
-    for (int y = 0; y < h; ++y) TIFFWriteScanline(t, const_cast<std::uint8_t*>(px.data() + std::size_t(y) * w), y, 0);
-    TIFFClose(t);
 }
 
 struct Fixture {
@@ -181,8 +151,8 @@ BOOST_AUTO_TEST_CASE(masks_give_the_same_patches_as_the_same_region_in_geojson) 
     std::vector<std::uint8_t> px(740 * 989);
     for (int y = 0; y < 989; ++y)
         for (int x = 0; x < 740; ++x) px[std::size_t(y) * 740 + x] = inside(region, 3 * x + 1.5, 3 * y + 1.5) ? 255 : 0;
-    write_png_mask(dir / "r.png", 740, 989, px);
-    write_tiff_mask(dir / "r.tif", 740, 989, px);
+    fit::write_png_image(dir / "r.png", px, 740, 989);
+    fit::write_gray_tiff(dir / "r.tif", px, 740, 989);
     std::map<std::string, Patches> ran;
     for (const char* ext : {"geojson", "png", "tif"}) {
         const RunSummary s =
@@ -262,7 +232,7 @@ BOOST_AUTO_TEST_CASE(bad_region_files_fail_their_slide_and_name_the_file) {
     BOOST_TEST(contains(summary["slides"][std::size_t(0)]["warnings"][std::size_t(0)].s, "feature 0"));
     BOOST_TEST(summary["slides"][std::size_t(1)]["status"].s == "failed");
     // An empty mask, and a region outside the slide.
-    write_png_mask(dir / "empty.png", 10, 10, std::vector<std::uint8_t>(100, 0));
+    fit::write_png_image(dir / "empty.png", std::vector<std::uint8_t>(100, 0), 10, 10);
     const RunSummary m = run(load_config(config({slide}, fmt::format("roi = \"{}/empty.png\"", dir.path()), "", "m")));
     BOOST_TEST((m.slides[0].status == SlideStatus::failed));
     BOOST_TEST(contains(m.slides[0].error, "empty.png"));

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <openslide.h>
+#include <png.h>
 #include <tiffio.h>
 
 #include <algorithm>
@@ -373,6 +374,31 @@ void corrupt_tile(const std::string& path, int dir, int tx, int ty) {
     const std::string zeros(static_cast<std::size_t>(bytes), '\0');
     f.write(zeros.data(), static_cast<std::streamsize>(zeros.size()));
     if (!f) throw std::runtime_error("cannot corrupt a tile of " + path);
+}
+
+void write_png_image(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int channels) {
+    png_image img{};
+    img.version = PNG_IMAGE_VERSION;
+    img.width = static_cast<png_uint_32>(w);
+    img.height = static_cast<png_uint_32>(h);
+    img.format = channels == 4 ? PNG_FORMAT_RGBA : channels == 3 ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
+    BOOST_REQUIRE(static_cast<std::size_t>(w) * h * channels == px.size());
+    BOOST_REQUIRE_MESSAGE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr), "cannot write " << path);
+}
+
+void write_gray_tiff(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h) {
+    TIFF* t = TIFFOpen(path.c_str(), "w");
+    BOOST_REQUIRE_MESSAGE(t, "cannot write " << path);
+    TIFFSetField(t, TIFFTAG_IMAGEWIDTH, w);
+    TIFFSetField(t, TIFFTAG_IMAGELENGTH, h);
+    TIFFSetField(t, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(t, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(t, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(t, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(t, TIFFTAG_ROWSPERSTRIP, h);
+    for (int j = 0; j < h; ++j)
+        BOOST_REQUIRE(TIFFWriteScanline(t, const_cast<std::uint8_t*>(&px[std::size_t(j) * w]), j, 0) == 1);
+    TIFFClose(t);
 }
 
 }  // namespace fit

@@ -118,6 +118,10 @@ private:
 // decoder (JPEG, deflate) then fails on that tile, as on a slide with a corrupt tile.
 void corrupt_tile(const std::string& tiff, int dir, int tx, int ty);
 
+// Region masks and other test images: 8-bit grey (channels 1), RGB (3) or RGBA (4) PNG
+// through libpng's simplified API; grey TIFF in one strip through libtiff.
+void write_png_image(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int channels = 1);
+void write_gray_tiff(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h);
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 bool exists(const std::string& path);
