@@ -46,7 +46,7 @@ std::optional<Region> PlanStage::region(const SlideJob& job, const Slide& slide,
             const std::string what = fmt::format("no region of interest: '{}' does not exist (input.roi)", path);
             switch (cfg_->roi_missing) {
                 case RoiMissing::error: throw SlideError(job.path, what);
-                case RoiMissing::all: warnings.push_back(what + "; the whole slide ran (input.roi_missing = \"all\")"); return roi;
+                case RoiMissing::all: warnings.push_back(what + "; the whole slide is run (input.roi_missing = \"all\")"); return roi;
                 case RoiMissing::skip:
                     out.failure.status = SlideStatus::skipped;
                     out.failure.reason = what + " (input.roi_missing = \"skip\")";

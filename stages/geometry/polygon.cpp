@@ -200,8 +200,8 @@ std::optional<std::string> invalid_reason(const Polygon& p) {
             Point where;
             if (!conflict(s, t, where)) continue;
             if (s.ring == t.ring)
-                return fmt::format("{} crosses itself near ({}, {})", ring_name(s.ring), where.x, where.y);
-            return fmt::format("{} crosses {} near ({}, {})", ring_name(std::max(s.ring, t.ring)),
+                return fmt::format("{} crosses itself near ({:.6g}, {:.6g})", ring_name(s.ring), where.x, where.y);
+            return fmt::format("{} crosses {} near ({:.6g}, {:.6g})", ring_name(std::max(s.ring, t.ring)),
                                ring_name(std::min(s.ring, t.ring)), where.x, where.y);
         }
     }
