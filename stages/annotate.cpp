@@ -24,10 +24,6 @@ constexpr std::int64_t kPreviewLongSide = 1024;
 // Beyond this many boxes a preview is a carpet of outlines: the best-scoring ones tell more.
 constexpr std::size_t kPreviewMaxBoxes = 20000;
 
-std::array<std::uint8_t, 3> palette_color(const std::vector<std::uint8_t>& palette, int cls) {
-    const std::size_t at = static_cast<std::size_t>(std::clamp(cls, 0, 255)) * 3;
-    return {palette[at], palette[at + 1], palette[at + 2]};
-}
 
 }  // namespace
 
@@ -59,14 +55,18 @@ std::vector<CsvBox> read_detection_csv(const std::string& path, std::size_t limi
     return boxes;
 }
 
+std::size_t AnnotateStage::model_of(const OutputInfo& o) const {
+    return static_cast<std::size_t>(
+        std::find_if(cfg_->models.begin(), cfg_->models.end(), [&](const ModelConfig& mc) { return mc.name == o.model; }) -
+        cfg_->models.begin());
+}
+
 void AnnotateStage::contours(const SlideContext& ctx, SlideResult& r) const {
     const double mpp = ctx.slide ? ctx.slide->mpp() : 0.0;
     std::vector<OutputInfo> added;
     for (const OutputInfo& o : r.outputs) {
         if (o.format != "tiff" || o.kind != "segmentation") continue;
-        const auto m = static_cast<std::size_t>(
-            std::find_if(cfg_->models.begin(), cfg_->models.end(), [&](const ModelConfig& mc) { return mc.name == o.model; }) -
-            cfg_->models.begin());
+        const std::size_t m = model_of(o);
         if (m == cfg_->models.size() || !cfg_->models[m].contours) continue;
         OutputInfo g;
         g.model = o.model;
@@ -88,22 +88,21 @@ void AnnotateStage::preview(const SlideContext& ctx, SlideResult& r) const {
     std::vector<PreviewMap> maps;
     std::vector<PreviewBox> boxes;
     for (const OutputInfo& o : r.outputs) {
-        const auto it = std::find_if(cfg_->models.begin(), cfg_->models.end(),
-                                     [&](const ModelConfig& mc) { return mc.name == o.model; });
-        if (it == cfg_->models.end()) continue;
-        const int channels = channels_[static_cast<std::size_t>(it - cfg_->models.begin())];
-        const std::vector<std::uint8_t> palette = label_palette(it->classes);
+        const std::size_t m = model_of(o);
+        if (m == cfg_->models.size()) continue;
+        const int channels = channels_[m];
+        const std::vector<std::uint8_t> palette = label_palette(cfg_->models[m].classes);
         if (o.format == "tiff") {
             PreviewMap pm;
             pm.path = o.path;
             pm.downsample = o.downsample;
             // A classification heatmap of p(class 1) is a ramp; a label map (either task) is classes.
             pm.kind = o.kind == "classification" && channels <= 2 ? PreviewMap::heat : PreviewMap::classes;
-            for (int c = 0; c < std::max(2, channels); ++c) pm.colors.push_back(palette_color(palette, c));
+            for (int c = 0; c < std::max(2, channels); ++c) pm.colors.push_back(label_color(palette, c));
             maps.push_back(std::move(pm));
         } else if (o.kind == "detection" && o.format == "csv") {
             for (const CsvBox& b : read_detection_csv(o.path, kPreviewMaxBoxes))
-                boxes.push_back({b.x1, b.y1, b.x2, b.y2, palette_color(palette, b.cls)});
+                boxes.push_back({b.x1, b.y1, b.x2, b.y2, label_color(palette, b.cls)});
         }
     }
     RgbImage thumb;
@@ -128,8 +127,8 @@ SlideResult AnnotateStage::operator()(FinishedSlide&& in) const {
     SlideResult r = std::move(in.result);
     if (!r.ok()) return r;
     const auto t0 = std::chrono::steady_clock::now();
+    contours(*in.ctx, r);
     try {
-        contours(*in.ctx, r);
         if (cfg_->previews) preview(*in.ctx, r);
     } catch (const SlideError& e) {
         // The slide could be read for its patches but not for its overview: its files stand,

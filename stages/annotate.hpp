@@ -21,6 +21,7 @@ public:
     SlideResult operator()(FinishedSlide&& in) const;
 
 private:
+    std::size_t model_of(const OutputInfo& o) const;  // its index in cfg.models; models.size() if none
     void contours(const SlideContext& ctx, SlideResult& r) const;
     void preview(const SlideContext& ctx, SlideResult& r) const;
     const Config* cfg_;

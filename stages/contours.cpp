@@ -102,7 +102,7 @@ ContourStats write_contours(const std::string& map_path, const std::string& geoj
         std::string name = cls < static_cast<int>(model.classes.size()) ? model.classes[cls].name
                            : channels <= 2 && cls == 1                 ? model.name
                                                                        : fmt::format("class {}", cls);
-        const std::size_t pc = static_cast<std::size_t>(cls) * 3;
+        const std::array<std::uint8_t, 3> color = label_color(palette, cls);
         const double area_px = geom::area(parts) * sx * sy;
         fmt::format_to(std::back_inserter(out),
                        "{}\n{{\"type\":\"Feature\",\"geometry\":{{\"type\":\"{}\",\"coordinates\":",
@@ -121,7 +121,7 @@ ContourStats write_contours(const std::string& map_path, const std::string& geoj
                        "}},\"properties\":{{\"objectType\":\"annotation\",\"name\":{},\"classification\":{{"
                        "\"name\":{},\"color\":[{},{},{}]}},\"isLocked\":false,\"measurements\":{{\"class\":{},"
                        "\"parts\":{},\"area_px\":{:.1f}",
-                       json_string(name), json_string(name), palette[pc], palette[pc + 1], palette[pc + 2], cls,
+                       json_string(name), json_string(name), color[0], color[1], color[2], cls,
                        parts.size(), area_px);
         if (slide_mpp > 0) fmt::format_to(std::back_inserter(out), ",\"area_um2\":{:.1f}", area_px * slide_mpp * slide_mpp);
         out += "}}}";

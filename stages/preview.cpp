@@ -34,8 +34,7 @@ using Rgb = std::array<std::uint8_t, 3>;
 // colour, so a class looks the same in the preview as in the TIFF.
 Rgb default_color(int k) {
     static const std::vector<std::uint8_t> palette = label_palette();
-    const std::size_t at = static_cast<std::size_t>(k) * 3;
-    return {palette[at], palette[at + 1], palette[at + 2]};
+    return label_color(palette, k);
 }
 
 // viridis at 0, 0.25, 0.5, 0.75, 1: perceptually ordered and readable by colour-blind viewers.

@@ -66,6 +66,11 @@ std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes) {
     return p;
 }
 
+std::array<std::uint8_t, 3> label_color(const std::vector<std::uint8_t>& palette, int cls) {
+    const std::size_t at = static_cast<std::size_t>(std::clamp(cls, 0, 255)) * 3;
+    return {palette[at], palette[at + 1], palette[at + 2]};
+}
+
 std::uint8_t map_value(const float* v, int acc_channels, std::size_t stride) {
     if (acc_channels == 1) return probability_byte(v[0]);
     int best = 0;

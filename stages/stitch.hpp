@@ -27,6 +27,7 @@
 
 #include <flowinfer/config.hpp>
 
+#include <array>
 #include <cstdint>
 #include <unordered_map>
 #include <vector>
@@ -89,6 +90,8 @@ private:
 
 // 256-entry RGB palette for label maps (class i -> colour i; `classes` colours first).
 std::vector<std::uint8_t> label_palette(const std::vector<ClassSpec>& classes = {});
+// Class `cls`'s colour in such a palette (clamped to 0..255).
+std::array<std::uint8_t, 3> label_color(const std::vector<std::uint8_t>& palette, int cls);
 
 // round(255 * p) for p clamped to [0, 1]; NaN gives 0. (Not lround: a libm call per pixel.)
 inline std::uint8_t probability_byte(float p) {

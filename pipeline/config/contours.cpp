@@ -36,10 +36,6 @@ std::vector<int> read_contour_classes(const Context& c, const std::string& key, 
 
 void read_contour_keys(const Context& c, const toml::table& m, const std::string& prefix, ModelConfig& mc) {
     auto key = [&](const char* k) { return prefix.empty() ? std::string(k) : prefix + "." + k; };
-    for (const char* k : {"contours", "contour_classes", "contour_threshold", "contour_tolerance", "min_area_um2"})
-        if (const toml::node* n = m.get(k); n && mc.task != Task::segmentation)
-            c.fail(key(k), n, fmt::format("applies to task segmentation only (this model's task is {})",
-                                          to_string(mc.task)));
     if (const toml::node* n = m.get("contours")) mc.contours = read_bool(c, key("contours"), *n);
     if (const toml::node* n = m.get("contour_classes"))
         mc.contour_classes = read_contour_classes(c, key("contour_classes"), *n, mc.classes);

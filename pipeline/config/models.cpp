@@ -232,6 +232,8 @@ void read_model_keys(const Context& c, const toml::table& m, const std::string& 
     for (const char* k : {"detection_format", "conf_threshold", "iou_threshold", "max_detections", "class_agnostic"})
         only_for(k, Task::detection);
     only_for("embedding_dtype", Task::embedding);
+    for (const char* k : {"contours", "contour_classes", "contour_threshold", "contour_tolerance", "min_area_um2"})
+        only_for(k, Task::segmentation);
     if (const toml::node* n = m.get("activation"); n && mc.task == Task::detection)
         c.fail(key("activation"), n, "does not apply to task detection (scores are decoded as given)");
     // Features are written as the model returns them: an activation over D would change them.

@@ -123,7 +123,8 @@ struct ModelMetadata {
 std::optional<ModelMetadata> read_model_metadata(const Context& c, const std::string& key, const toml::node* at,
                                                  std::string& path);
 
-// A segmentation model's contour keys (contours.cpp); after its task and classes are read.
+// A segmentation model's contour keys (contours.cpp); after its task and classes are read
+// (read_model_keys refuses them on other tasks).
 void read_contour_keys(const Context& c, const toml::table& m, const std::string& prefix, ModelConfig& mc);
 
 // A --set value: {v = value} (a bare word that is not TOML: the string).
