@@ -47,7 +47,7 @@ struct Sample {
 Sample sample_patches(const Config& cfg, std::int64_t n, SlideReader reader) {
     Sample s;
     s.ctx = std::make_shared<SlideContext>();
-    s.ctx->job = SlideJob{0, cfg.slides.front()};
+    s.ctx->job = SlideJob{0, cfg.slides.front(), {}, 0};
     s.ctx->slide = std::make_unique<Slide>(cfg.slides.front(), reader);
     s.ctx->plans.push_back(plan_slide(*s.ctx->slide, 0, tiling_for(cfg, cfg.models.front()), cfg));
     s.ctx->slide->set_tile_cache_bytes(tile_cache_bytes(*s.ctx->slide, s.ctx->plans, cfg.tile_cache_mb));

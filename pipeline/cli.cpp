@@ -6,7 +6,6 @@
 #include <flowinfer/pipeline.hpp>
 
 #include "pipeline/cli_support.hpp"
-#include "pipeline/synthetic_jp2k.hpp"
 #include "stages/atomic_file.hpp"
 
 #include <CLI/CLI.hpp>
@@ -32,6 +31,9 @@ using flowinfer::cli::parse_shard;
 using flowinfer::cli::shard_from_slurm;
 using flowinfer::cli::StopOnSignals;
 using flowinfer::cli::Usage;
+using flowinfer::cli::SynthArgs;
+using flowinfer::cli::add_synth;
+using flowinfer::cli::cmd_synth;
 
 constexpr int kOk = 0, kSlideFailed = 1, kUsage = 2;  // and 128 + signal when interrupted
 
@@ -39,12 +41,12 @@ const char* const kSynopsis = R"(usage:
   flowinfer run CONFIG.toml [--set KEY=VALUE]... [--force] [--shard I/N] [--region X,Y,W,H] [--tissue-mask] [--profile] [--quiet]
   flowinfer bench CONFIG.toml [--set KEY=VALUE]... [--patches N] [--ceiling-seconds S] [--repeat N] [--reads-only]
   flowinfer demo [DIR] [--assets-only]
-  flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F]
+  flowinfer synth OUT.tiff [--width N] [--height N] [--mpp X] [--seed N] [--tissue F] [--quality Q] [--format F] [--tile N]
   flowinfer make-model OUT.pt --kind KIND [--param X]
   flowinfer inspect MODEL [--set KEY=VALUE]... [--size N]...
   flowinfer COMMAND --help      (what COMMAND does and every option)
 
-exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or config error,
+exit status: 0 all slides (images) ok, 1 some slide or image failed or the run failed, 2 usage or config error,
   130 / 143 stopped by SIGINT / SIGTERM (unfinished slides are "interrupted" in summary.json;
   a second SIGINT or SIGTERM quits at once)
 )";
@@ -52,6 +54,7 @@ exit status: 0 all slides ok, 1 some slide failed or the run failed, 2 usage or 
 struct ProgressState {
     bool tty = false;
     bool quiet = false;
+    const char* unit = "slides";  // "images" with input.images
     double last_line = -1e9;
 };
 
@@ -60,8 +63,8 @@ void show_progress(const flowinfer::Progress& p, double elapsed, void* user) {
     if (st->quiet) return;
     const double rate = elapsed > 0 ? p.patches_done / elapsed : 0.0;
     const double eta = rate > 0 ? (p.patches_total - p.patches_done) / rate : 0.0;
-    const std::string line = fmt::format("patches {}/{}  {:.1f} patches/s  ETA {:.0f}s  slides done {}",
-                                         p.patches_done, p.patches_total, rate, eta, p.slides_done);
+    const std::string line = fmt::format("patches {}/{}  {:.1f} patches/s  ETA {:.0f}s  {} done {}", p.patches_done,
+                                         p.patches_total, rate, eta, st->unit, p.slides_done);
     if (st->tty) {
         std::fprintf(stderr, "\r%s\033[K", line.c_str());
     } else if (elapsed - st->last_line >= 5.0) {
@@ -74,6 +77,12 @@ void show_progress(const flowinfer::Progress& p, double elapsed, void* user) {
 int report(const flowinfer::RunSummary& s) {
     int failed = 0;
     for (const auto& r : s.slides) {
+        // Of images, only failures and warnings: summary.json lists every image.
+        const bool done = r.ok() || r.status == flowinfer::SlideStatus::skipped;
+        if (s.images && done) {
+            for (const std::string& w : r.warnings) std::printf("warning %s: %s\n", r.path.c_str(), w.c_str());
+            continue;
+        }
         if (r.status == flowinfer::SlideStatus::skipped) {
             std::printf("skipped %s: %s\n", r.path.c_str(), r.reason.c_str());
         } else if (r.ok()) {
@@ -100,11 +109,14 @@ int report(const flowinfer::RunSummary& s) {
         return std::count_if(s.slides.begin(), s.slides.end(), [st](const auto& r) { return r.status == st; });
     };
     using St = flowinfer::SlideStatus;
-    std::printf("%zu slides: %td ok, %td skipped, %td failed, %td interrupted\n", s.slides.size(), count(St::ok),
-                count(St::skipped), count(St::failed), count(St::interrupted));
+    for (const auto& t : s.tables)
+        std::printf("table   %s (%lld rows)\n", t.path.c_str(), static_cast<long long>(t.objects));
+    std::printf("%zu %s: %td ok, %td skipped, %td failed, %td interrupted\n", s.slides.size(),
+                s.images ? "images" : "slides", count(St::ok), count(St::skipped), count(St::failed),
+                count(St::interrupted));
     std::printf("%lld patches in %.2f s (%.2f s loading models; %.1f patches/s after it); summary: %s\n",
                 static_cast<long long>(s.patches), s.wall_s, s.setup_s, s.patches_per_s, s.path.c_str());
-    std::printf("report: %s\n", s.report.c_str());
+    if (!s.report.empty()) std::printf("report: %s\n", s.report.c_str());
     return failed ? kSlideFailed : kOk;
 }
 
@@ -167,6 +179,16 @@ int cmd_run(const RunArgs& a) {
         if (!cfg.tissue) throw Usage("--tissue-mask needs tiling.tissue = true");
         cfg.tissue_preview = true;
     }
+    if (cfg.image_mode()) {
+        progress.unit = "images";
+        // Images have no MPP and no pyramid: a resolution asked of slides cannot be applied.
+        for (const auto& m : cfg.models) {
+            const flowinfer::Tiling t = flowinfer::tiling_for(cfg, m);
+            if (t.mpp || t.level)
+                std::fprintf(stderr, "flowinfer: model '%s': tiling.%s is for slides; images are read at their own pixels\n",
+                             m.name.c_str(), t.mpp ? "mpp" : "level");
+        }
+    }
     if (options.shard)
         std::fprintf(stderr, "flowinfer: shard %d/%d (%s): %zu of %zu slides\n", options.shard->index,
                      options.shard->count, shard_from.c_str(), flowinfer::shard_slides(cfg.slides, *options.shard).size(),
@@ -191,7 +213,8 @@ struct BenchArgs {
 
 CLI::App* add_bench(CLI::App& app, BenchArgs& a) {
     CLI::App* cmd = app.add_subcommand(
-        "bench", "Measures the pipeline against its own ceilings on the first slide and model of CONFIG");
+        "bench", "Measures the pipeline against its own ceilings on the first slide and model of CONFIG\n"
+                 "(with input.images: every image, against a one-image-at-a-time loop)");
     cmd->footer("Measures the readers alone, the model alone, the sequential baseline and the pipeline, each\n"
                 "the median of --repeat interleaved rounds; prints a table and writes <output.dir>/bench.json\n"
                 "(benchmarks/README.md explains every key).");
@@ -212,6 +235,14 @@ int cmd_bench(const BenchArgs& a) {
     if (opt.repeat < 1) throw Usage("--repeat must be at least 1");
     if (!(opt.ceiling_seconds >= 0)) throw Usage("--ceiling-seconds must be >= 0");
     const flowinfer::Config cfg = flowinfer::load_config(a.config, a.overrides);
+    if (cfg.image_mode()) {
+        const flowinfer::ImageBenchResult r = flowinfer::bench_images(cfg, opt);
+        std::fputs(flowinfer::image_bench_table(r).c_str(), stdout);
+        const fs::path out = fs::path(cfg.output_dir) / "bench.json";
+        flowinfer::write_file_atomically(out.string(), flowinfer::image_bench_json(r));
+        std::printf("bench: %s\n", out.c_str());
+        return r.failed ? kSlideFailed : kOk;
+    }
     const flowinfer::BenchResult r = flowinfer::bench(cfg, opt);
     std::fputs(flowinfer::bench_table(r).c_str(), stdout);
     const fs::path out = fs::path(cfg.output_dir) / "bench.json";
@@ -303,61 +334,6 @@ activation = "softmax"
     std::printf("demo: the tissue probability map is %s (open it with QuPath or openslide)\n",
                 (dir / "out" / "synthetic-he" / "tissue.tif").c_str());
     return rc;
-}
-
-struct SynthArgs {
-    std::string out;
-    flowinfer::SyntheticSlideSpec spec;
-    std::string format = "tiff";
-};
-
-CLI::App* add_synth(CLI::App& app, SynthArgs& a) {
-    CLI::App* cmd = app.add_subcommand("synth", "Writes a synthetic H&E-like tiled pyramidal slide (generic TIFF)");
-    flowinfer::SyntheticSlideSpec& s = a.spec;
-    cmd->add_option("OUT.tiff", a.out, "The slide to write")->required();
-    cmd->add_option("--width", s.width, "Level-0 width in pixels")->capture_default_str();
-    cmd->add_option("--height", s.height, "Level-0 height in pixels")->capture_default_str();
-    cmd->add_option("--mpp", s.mpp, "Microns per pixel (0: no resolution tags)")->capture_default_str();
-    cmd->add_option("--seed", s.seed, "Texture and tissue outline")->capture_default_str();
-    cmd->add_option("--tissue", s.tissue_fraction, "Share of the area that is tissue")->capture_default_str();
-    cmd->add_option("--quality", s.jpeg_quality, "JPEG quality; 0: lossless deflate")->capture_default_str();
-    cmd->add_option("--format", a.format,
-                    "tiff: generic pyramid (levels every 2x); svs: Aperio-style, the same tiles, levels every 4x; "
-                    "svs-jp2k, svs-jp2k-rgb: Aperio JPEG 2000 (33003 YCbCr, 33005 RGB), 240-pixel tiles")
-        ->check(CLI::IsMember({"tiff", "svs", "svs-jp2k", "svs-jp2k-rgb"}))
-        ->capture_default_str();
-    return cmd;
-}
-
-int cmd_synth(const SynthArgs& a) {
-    if (a.spec.width < 1 || a.spec.height < 1) throw Usage("--width and --height must be positive");
-    if (a.spec.jpeg_quality < 0 || a.spec.jpeg_quality > 100) throw Usage("--quality must be 0..100");
-    // One updating line on a terminal; nothing in a log (the path printed at the end says it is done).
-    flowinfer::SyntheticProgressFn progress;
-    if (isatty(STDERR_FILENO)) {
-        const auto t0 = std::chrono::steady_clock::now();
-        progress = [t0](const flowinfer::SyntheticProgress& p) {
-            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            const double rate = s > 0 ? static_cast<double>(p.pixels_done) / s : 0.0;
-            const double eta = rate > 0 ? static_cast<double>(p.pixels_total - p.pixels_done) / rate : 0.0;
-            if (p.finishing)
-                std::fprintf(stderr, "\rsynth: rows %lld/%lld  lower levels and sync...\033[K",
-                             static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total));
-            else
-                std::fprintf(stderr, "\rsynth: rows %lld/%lld (%.0f%%)  %.1f Mpx/s  ETA %dm%02ds\033[K",
-                             static_cast<long long>(p.rows_done), static_cast<long long>(p.rows_total),
-                             p.rows_total ? 100.0 * p.rows_done / p.rows_total : 0.0, rate / 1e6,
-                             static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);
-            std::fflush(stderr);
-        };
-    }
-    if (a.format == "svs") flowinfer::write_synthetic_svs(a.out, a.spec, progress);
-    else if (a.format == "svs-jp2k") flowinfer::write_synthetic_jp2k_svs(a.out, a.spec, flowinfer::tiff::Jp2kColour::ycbcr);
-    else if (a.format == "svs-jp2k-rgb") flowinfer::write_synthetic_jp2k_svs(a.out, a.spec, flowinfer::tiff::Jp2kColour::rgb);
-    else flowinfer::write_synthetic_slide(a.out, a.spec, progress);
-    if (progress) std::fprintf(stderr, "\n");
-    std::printf("%s\n", a.out.c_str());
-    return kOk;
 }
 
 using flowinfer::DemoModel;

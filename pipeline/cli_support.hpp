@@ -5,7 +5,10 @@
 // environment); one StopOnSignals may exist at a time, in the main thread.
 #pragma once
 
+#include <flowinfer/demo.hpp>
 #include <flowinfer/pipeline.hpp>
+
+#include <CLI/CLI.hpp>
 
 #include <optional>
 #include <stdexcept>
@@ -55,5 +58,15 @@ private:
 // probe `sizes`. Returns 0 when the model loads and its configured input fits its task, else 1.
 // Throws ConfigError (bad settings, bad metadata).
 int cmd_inspect(const std::string& path, const std::vector<std::string>& settings, std::vector<int> sizes);
+
+// flowinfer synth (pipeline/cli_synth.cpp).
+struct SynthArgs {
+    std::string out;
+    flowinfer::SyntheticSlideSpec spec;
+    std::string format = "tiff";
+    int tile = 512;
+};
+CLI::App* add_synth(CLI::App& app, SynthArgs& a);
+int cmd_synth(const SynthArgs& a);
 
 }  // namespace flowinfer::cli

@@ -12,7 +12,7 @@
 //
 // Backpressure: `max_in_flight` tokens circulate, and `emit` needs one per patch, so no
 // more patches than that are alive between emit and the last sink that uses them. At most
-// kSlidesAhead slides are open at once.
+// kSlidesAhead slides (slides_ahead() images) are open at once.
 //
 // Stopping (SlidePipeline::stop, on SIGINT/SIGTERM): plan and emit drop what reaches them, so
 // no slide is opened and no patch admitted from then on, even before the graph's
@@ -50,6 +50,15 @@ namespace {
 
 // Two slides open at once lets the next one's first patches overlap the last one's tail.
 constexpr int kSlidesAhead = 2;
+
+// Images are small and share batches: enough of them open to fill two batches of the largest
+// batch size while the readers decode the next ones, within the patch tokens.
+int slides_ahead(const Config& cfg) {
+    if (!cfg.image_mode()) return kSlidesAhead;
+    int batch = 1;
+    for (const ModelConfig& m : cfg.models) batch = std::max(batch, m.batch_size);
+    return std::clamp(2 * batch + std::max(1, cfg.readers), kSlidesAhead, std::max(kSlidesAhead, cfg.max_in_flight));
+}
 
 enum StageId { kPlan, kRead, kNormalize, kBatch, kWrite, kAnnotate, kFixedStages };
 const char* const kStages[] = {"plan", "read_region", "normalize", "batch_collect", "write", "annotate"};
@@ -157,7 +166,16 @@ struct SlidePipeline::Impl {
         ModelRun& r = runs[static_cast<std::size_t>(m)];
         const auto forward = [this](auto stage) {
             return [this, stage](const InferResult& in, SinkNode::output_ports_type& out) {
-                SinkOut o = stage(in);
+                SinkOut o;
+                if (in.batch->slot_ctx.empty()) {
+                    o = stage(in);
+                } else {  // several images: each its own part, the tokens once
+                    for (const InferResult& part : split_by_slide(in)) {
+                        SinkOut p = stage(part);
+                        for (WriteMsg& msg : p.messages) o.messages.push_back(std::move(msg));
+                    }
+                    release_tokens(*in.batch, o);
+                }
                 for (WriteMsg& msg : o.messages) std::get<1>(out).try_put(std::move(msg));
                 in_flight.fetch_sub(o.tokens, std::memory_order_relaxed);
                 patches_done.fetch_add(o.tokens, std::memory_order_relaxed);
@@ -188,7 +206,7 @@ struct SlidePipeline::Impl {
           topology(make_topology(cfg)),
           models(cfg, topology),
           jobs(g),
-          slide_limit(g, kSlidesAhead),
+          slide_limit(g, slides_ahead(cfg)),
           plan(g, serial,
                [this, st = PlanStage(cfg, topology, counters[kPlan], patches_total)](
                    const SlideJob& job, PlanNode::output_ports_type& out) {
@@ -228,7 +246,7 @@ struct SlidePipeline::Impl {
                         }),
           batches(g),
           write(g, serial,
-                [this, st = WriteStage(counters[kWrite], slides_done)](const WriteMsg& m,
+                [this, st = WriteStage(cfg, counters[kWrite], slides_done)](const WriteMsg& m,
                                                                       WriteNode::output_ports_type& out) {
                     if (auto r = st(m)) std::get<0>(out).try_put(FinishedSlide{m.ctx, std::move(*r)});
                 }),

@@ -24,9 +24,22 @@ namespace flowinfer {
 
 namespace {
 
-// Two slides with the same file stem would write the same output directory.
+// Two slides with the same file stem would write the same output directory; two images
+// whose relative paths differ only in their extension, the same outputs.
 void check_output_names(const Config& cfg) {
     std::map<std::string, std::string> seen;
+    if (cfg.image_mode()) {
+        for (std::size_t i = 0; i < cfg.slides.size(); ++i) {
+            if (!cfg.images[i].problem.empty()) continue;
+            const std::string out = fs::path(cfg.images[i].relative).replace_extension().string();
+            auto [it, fresh] = seen.emplace(out, cfg.slides[i]);
+            if (!fresh)
+                throw ConfigError(cfg.source, "input.images", 0, 0,
+                                  fmt::format("'{}' and '{}' would both write {}/<model>/{}.*: rename one",
+                                              it->second, cfg.slides[i], cfg.output_dir, out));
+        }
+        return;
+    }
     for (const std::string& s : cfg.slides) {
         const std::string stem = fs::path(s).stem().string();
         auto [it, fresh] = seen.emplace(stem, s);
@@ -80,7 +93,42 @@ SlideResult skipped_result(SlideResult r, const ResumeCheck& check) {
     r.patches_skipped = check.record->patches_skipped;
     r.patches_unreadable = check.record->patches_unreadable;
     for (const DoneRecord::Output& o : check.record->outputs) r.outputs.push_back(o.info);
+    r.table_rows = check.record->table_rows;
     return r;
+}
+
+// Patch-directory mode: the run's <output.dir>/<model>.csv (classification, detection), one
+// file per model from every ok or skipped image's rows, in input order (whatever order the
+// images finished in). Rewritten whole by every run, so a resumed run's table still holds the
+// rows of the images it skipped (kept in their resume records).
+std::vector<OutputInfo> write_tables(const Config& cfg, const std::vector<SlideResult>& results,
+                                     const std::optional<Shard>& shard) {
+    std::map<std::string, std::pair<std::string, std::int64_t>> text;  // model -> (csv, rows)
+    std::vector<std::string> order;
+    for (const SlideResult& r : results) {
+        if (r.status != SlideStatus::ok && r.status != SlideStatus::skipped) continue;
+        for (const SlideResult::TableRows& t : r.table_rows) {
+            auto [it, fresh] = text.try_emplace(t.model, t.header, 0);
+            if (fresh) order.push_back(t.model);
+            it->second.first += t.lines;
+            it->second.second += std::count(t.lines.begin(), t.lines.end(), '\n');
+        }
+    }
+    std::vector<OutputInfo> out;
+    for (const std::string& model : order) {
+        OutputInfo o;
+        o.model = model;
+        for (const ModelConfig& m : cfg.models)
+            if (m.name == model) o.kind = to_string(m.task);
+        o.format = "csv";
+        o.path = (fs::path(cfg.output_dir) /
+                  (shard ? fmt::format("{}-{}-of-{}.csv", model, shard->index, shard->count) : model + ".csv"))
+                     .string();
+        o.objects = text[model].second;
+        write_file_atomically(o.path, text[model].first);
+        out.push_back(std::move(o));
+    }
+    return out;
 }
 
 }  // namespace
@@ -135,6 +183,7 @@ std::string now_text() {
 }  // namespace
 
 constexpr double kReportEvery_s = 5.0;
+constexpr double kImageSummaryEvery_s = 2.0;
 
 std::string report_file_name(const std::optional<Shard>& shard) {
     return shard ? fmt::format("report-{}-of-{}.html", shard->index, shard->count) : "report.html";
@@ -196,11 +245,23 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
     Sha256 list_hash;
     for (const std::string& s : cfg.slides) list_hash.update(s + "\n");
     summary.slides_sha256 = list_hash.hex();
+    // Patch-directory mode: each entry's image, beside `slides`.
+    std::vector<ImageInput> images;
+    if (cfg.image_mode()) {
+        std::map<std::string, const ImageInput*> by_path;
+        for (std::size_t i = 0; i < cfg.slides.size(); ++i) by_path[cfg.slides[i]] = &cfg.images[i];
+        for (const std::string& s : slides) images.push_back(*by_path.at(s));
+        summary.report.clear();  // a row per image of a cohort of 100,000 is no report
+        summary.images = true;
+    }
     for (std::size_t i = 0; i < slides.size(); ++i) {
         SlideResult& r = summary.slides.emplace_back();
         r.index = static_cast<std::uint32_t>(i);
         r.path = slides[i];
     }
+    const auto record_path = [&](std::size_t i) {
+        return images.empty() ? done_record_path(cfg, slides[i]) : image_record_path(cfg, images[i].relative);
+    };
     // The figures of the run so far, then the summary: the figures are cheap next to the
     // slide that has just finished.
     double last_report = -1e9;
@@ -222,10 +283,18 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
         // finished slide, a cohort of thousands would write its size squared. Between slides
         // it waits kReportEvery_s; the run's first and last summaries always write it.
         const double now = elapsed();
-        if (!pipeline || now - last_report >= kReportEvery_s) {
+        if (!summary.report.empty() && (!pipeline || now - last_report >= kReportEvery_s)) {
             write_report(summary.report, report_data(summary, cfg, started));
             last_report = now;
         }
+    };
+    // Images finish by the hundred per second: their summary is rewritten at most every
+    // kImageSummaryEvery_s (and at the start and end), not per image.
+    double last_summary = -1e9;
+    const auto image_finished = [&](const SlidePipeline* pipeline) {
+        if (elapsed() - last_summary < kImageSummaryEvery_s) return;
+        write_summary(pipeline);
+        last_summary = elapsed();
     };
     // Before any model is loaded: an output directory that cannot take the summary fails now.
     write_summary(nullptr);
@@ -239,8 +308,13 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
         std::vector<SlideJob> jobs;
         for (std::size_t i = 0; i < slides.size(); ++i) {
             SlideResult& r = summary.slides[i];
+            if (!images.empty() && !images[i].problem.empty()) {
+                r.status = SlideStatus::failed;
+                r.error = images[i].problem;
+                continue;
+            }
             identity[i] = identify_slide(r.path);
-            const std::string record = done_record_path(cfg, r.path);
+            const std::string record = record_path(i);
             if (options.resume) {
                 const ResumeCheck check = check_done(record, fingerprint, identity[i]);
                 if (check.complete) {
@@ -252,10 +326,13 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
                 r.reason = "redone: forced (resume off)";
             }
             // The unlink reaches the disk no later than the first output renamed beside it:
-            // commit_file syncs that directory.
+            // commit_file syncs that directory. (An image's outputs are not synced one by one;
+            // a record that outlives a crash still fails the check on its outputs' sizes.)
             remove_done_record(record);
-            jobs.push_back(SlideJob{r.index, r.path});
+            jobs.push_back(SlideJob{r.index, r.path, images.empty() ? std::string() : images[i].relative, 0});
         }
+        if (!images.empty())
+            for (SlideJob& job : jobs) job.images_total = static_cast<std::uint32_t>(jobs.size());
         write_summary(nullptr);
         if (jobs.empty()) {
             // Every slide skipped, or none in this shard: no model is loaded.
@@ -274,8 +351,10 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
                 // The run's own reason (a redo) unless the slide brings one (roi_missing = "skip").
                 if (entry.reason.empty()) entry.reason = std::move(reason);
                 if (r.ok() && identity[r.index])
-                    write_done_record(done_record_path(cfg, r.path), fingerprint, *identity[r.index], r);
-                write_summary(&pipeline);
+                    write_done_record(record_path(r.index), fingerprint, *identity[r.index], r,
+                                      images.empty() ? Sync::now : Sync::later);
+                if (images.empty()) write_summary(&pipeline);
+                else image_finished(&pipeline);
             });
             // Removed before the pipeline and graph go, however this block is left.
             struct StopHook {
@@ -325,6 +404,12 @@ RunSummary run(const Config& cfg, const RunOptions& options) {
                       : "not finished: the run stopped: " + summary.error;
     }
     try {
+        // Rows of the images that finished, whatever stopped the run: they are complete, and
+        // their resume records say so.
+        if (!images.empty()) {
+            summary.tables = write_tables(cfg, summary.slides, options.shard);
+            sync_filesystem(cfg.output_dir);  // every mask and record renamed unsynced (Sync::later)
+        }
         write_summary(nullptr);
     } catch (const OutputError&) {
         // The summary written after the last finished slide stays; the first error says more.

@@ -41,7 +41,7 @@ std::string summary_json(const RunSummary& s) {
     for (SlideStatus st : kOrder)
         counts[to_string(st)] =
             std::count_if(s.slides.begin(), s.slides.end(), [st](const SlideResult& r) { return r.status == st; });
-    Json& slides = j["slides"] = Json::array();
+    Json& slides = j[s.images ? "images" : "slides"] = Json::array();
     for (const SlideResult& r : s.slides) {
         Json e = {{"path", r.path}, {"status", to_string(r.status)}};
         if (!r.error.empty()) e["error"] = r.error;
@@ -64,6 +64,17 @@ std::string summary_json(const RunSummary& s) {
             outputs.push_back(std::move(out));
         }
         slides.push_back(std::move(e));
+    }
+    if (s.images) {
+        Json& tables = j["tables"] = Json::array();
+        for (const OutputInfo& o : s.tables) {
+            Json t = {{"model", o.model}, {"kind", o.kind}, {"format", o.format}, {"path", o.path}};
+            add_output_details(t, o);
+            tables.push_back(std::move(t));
+        }
+        const double work_s = s.wall_s - s.setup_s;
+        const auto ok = std::count_if(s.slides.begin(), s.slides.end(), [](const SlideResult& r) { return r.ok(); });
+        j["images_per_s"] = work_s > 0 ? static_cast<double>(ok) / work_s : 0.0;
     }
     j["patches"] = s.patches;
     j["wall_s"] = s.wall_s;

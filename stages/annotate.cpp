@@ -125,7 +125,8 @@ void AnnotateStage::preview(const SlideContext& ctx, SlideResult& r) const {
 SlideResult AnnotateStage::operator()(FinishedSlide&& in) const {
     BusyScope busy(*counter_);
     SlideResult r = std::move(in.result);
-    if (!r.ok()) return r;
+    // An image's mask is its own preview, and a patch's outline says little: both are for slides.
+    if (!r.ok() || in.ctx->is_image()) return r;
     const auto t0 = std::chrono::steady_clock::now();
     contours(*in.ctx, r);
     try {

@@ -70,7 +70,7 @@ void sync_and_commit(const std::string& partial, const std::string& final_path) 
     commit_file(partial, final_path);
 }
 
-void write_file_atomically(const std::string& path, std::string_view bytes) {
+void write_file_atomically(const std::string& path, std::string_view bytes, Sync sync) {
     const std::string tmp = partial_path(path);
     const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) throw OutputError(path, fmt::format("cannot create {}: {}", tmp, std::strerror(errno)));
@@ -85,13 +85,29 @@ void write_file_atomically(const std::string& path, std::string_view bytes) {
         if (n <= 0) fail(fmt::format("cannot write {}: {}", tmp, std::strerror(n < 0 ? errno : ENOSPC)));
         done += static_cast<std::size_t>(n);
     }
-    if (const int err = fsync_error(fd)) fail(fmt::format("cannot sync {} to disk: {}", tmp, std::strerror(err)));
+    if (sync == Sync::now)
+        if (const int err = fsync_error(fd)) fail(fmt::format("cannot sync {} to disk: {}", tmp, std::strerror(err)));
     if (::close(fd) != 0) {
         const int err = errno;
         ::unlink(tmp.c_str());
         throw OutputError(path, fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
     }
-    commit_file(tmp, path);
+    if (sync == Sync::now) {
+        commit_file(tmp, path);
+    } else if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        const int err = errno;
+        ::unlink(tmp.c_str());
+        throw OutputError(path, fmt::format("cannot rename {} to the final name: {}", tmp, std::strerror(err)));
+    }
+}
+
+void sync_filesystem(const std::string& dir) {
+    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw OutputError(dir, fmt::format("cannot open it to sync its files: {}", std::strerror(errno)));
+    const int rc = ::syncfs(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) throw OutputError(dir, fmt::format("cannot sync its files to disk: {}", std::strerror(err)));
 }
 
 }  // namespace flowinfer

@@ -16,10 +16,21 @@ namespace flowinfer {
 // "<final>.partial": the temporary name of every output while it is written.
 std::string partial_path(const std::string& final_path);
 
-// Writes `bytes` to partial_path(path), syncs it and renames it to `path` (replacing an older
-// file). Throws OutputError naming `path`; on failure the temporary file is removed and an
-// older file under `path` is left as it was.
-void write_file_atomically(const std::string& path, std::string_view bytes);
+// When a file reaches the disk. `now`: synced before the rename, the rename synced too.
+// `later`: renamed without a sync; sync_filesystem() makes every such file durable at
+// once. For the many small files of an image run (a mask and a resume record per image), where
+// two fsyncs per file would cost more than the image's inference, and a file lost by a crash
+// shows up as missing or of the wrong size to the resume check.
+enum class Sync { now, later };
+
+// Writes `bytes` to partial_path(path), syncs it (Sync::now) and renames it to `path`
+// (replacing an older file). Throws OutputError naming `path`; on failure the temporary file
+// is removed and an older file under `path` is left as it was.
+void write_file_atomically(const std::string& path, std::string_view bytes, Sync sync = Sync::now);
+
+// syncfs(2) on the file system holding `dir`: every Sync::later file written so far is on
+// disk when it returns. Throws OutputError naming `dir`.
+void sync_filesystem(const std::string& dir);
 
 // fsync(fd); throws OutputError naming `path` (the final name) when the data could not be
 // stored (EIO, ENOSPC, EDQUOT on file systems that allocate late).

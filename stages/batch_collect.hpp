@@ -1,4 +1,6 @@
-// batch_collect stage: groups a slide's patches into batches of `batch_size`.
+// batch_collect stage: groups a slide's patches into batches of `batch_size`. Images
+// (input.images) share batches: every image's patches fill one open batch, and the last one
+// goes when the last image job (SlideJob::images_total) has all its patches in it.
 //
 // Normalize writes each patch straight into a slot of the batch buffer it reserved from its
 // batch group's BatchAssembler; batch_collect counts the filled
@@ -47,7 +49,9 @@ private:
     int consumers_;
     int patch_size_;
     std::mutex mu_;
-    std::map<std::uint32_t, Open> open_;                    // slide index -> open batch
+    static constexpr std::uint32_t kImages = UINT32_MAX;    // the open batch every image shares
+    std::map<std::uint32_t, Open> open_;                    // slide index (or kImages) -> open batch
+    std::uint32_t images_done_ = 0;                         // images whose every patch has a slot
     std::map<std::uint32_t, std::uint64_t> reserved_total_;  // slide index -> slots handed out
 };
 

@@ -28,14 +28,31 @@ std::string class_name(const std::vector<ClassSpec>& classes, int i) {
 void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
     ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const fs::path dir = slide_output_dir(*cfg_, ctx);
-
     auto st = std::make_unique<ClassifyState>();
     st->heat.assign(plan.grid_count(), 0);
     const std::int64_t shortest = static_cast<std::int64_t>(std::min(plan.xs.size(), plan.ys.size()));
     st->zoom = static_cast<int>(shortest >= kMinReadableSide ? 1 : (kMinReadableSide + shortest - 1) / shortest);
     const int stride = plan.patch_size - plan.overlap;
 
+    std::vector<ClassInfo> classes;
+    std::vector<std::string> header = {"x", "y", "w", "h"};
+    for (int c = 0; c < channels_; ++c) {
+        ClassInfo ci;
+        ci.name = class_name(model.classes, c);
+        const auto palette = label_palette(model.classes);
+        ci.r = palette[3 * c];
+        ci.g = palette[3 * c + 1];
+        ci.b = palette[3 * c + 2];
+        classes.push_back(ci);
+        header.push_back(ci.name);
+        ms.measurement_names.push_back(ci.name);
+    }
+    if (ctx.is_image()) {  // rows of the run's <model>.csv only: no heatmap of a few patches
+        ms.table_header = table_header(header);
+        ms.classify = std::move(st);
+        return;
+    }
+    const fs::path dir = slide_output_dir(*cfg_, ctx);
     OutputInfo map;
     map.model = model.name;
     map.kind = to_string(model.task);
@@ -60,19 +77,6 @@ void Classify::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
                                      stride, plan.level);
     ms.tiff = std::make_unique<PyramidTiffWriter>(map.path, std::move(layout));
 
-    std::vector<ClassInfo> classes;
-    std::vector<std::string> header = {"x", "y", "w", "h"};
-    for (int c = 0; c < channels_; ++c) {
-        ClassInfo ci;
-        ci.name = class_name(model.classes, c);
-        const auto palette = label_palette(model.classes);
-        ci.r = palette[3 * c];
-        ci.g = palette[3 * c + 1];
-        ci.b = palette[3 * c + 2];
-        classes.push_back(ci);
-        header.push_back(ci.name);
-        ms.measurement_names.push_back(ci.name);
-    }
     OutputInfo geojson = map, csv = map;
     geojson.format = "geojson";
     geojson.path = (dir / (model.name + ".geojson")).string();
@@ -136,7 +140,7 @@ SinkOut Classify::operator()(const InferResult& r) const {
             }
             out.messages.push_back(std::move(rows));
         }
-        if (ms.consumed + static_cast<std::uint64_t>(n) == plan.count()) heatmap_tiles(*ms.classify, plan, out.messages);
+        if (!ctx.is_image() && ms.consumed + static_cast<std::uint64_t>(n) == plan.count()) heatmap_tiles(*ms.classify, plan, out.messages);
     });
 }
 

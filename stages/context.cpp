@@ -4,6 +4,7 @@
 #include "stages/detect.hpp"
 #include "stages/embed.hpp"
 #include "stages/hdf5/feature_writer.hpp"
+#include "stages/image/png_map.hpp"
 #include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 

@@ -22,6 +22,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <tuple>
 
 namespace flowinfer {
 
@@ -32,6 +33,9 @@ struct EmbedState;
 class ObjectWriter;
 namespace hdf5 {
 class FeatureWriter;
+}
+namespace image {
+class PngMapWriter;
 }
 
 // Rows of an embedding model's features file, in walk order: rows first, first + 1, ...
@@ -60,7 +64,14 @@ struct ModelSlide {
     std::unique_ptr<PyramidTiffWriter> tiff;
     std::unique_ptr<ObjectWriter> objects;
     std::unique_ptr<hdf5::FeatureWriter> features;
+    std::unique_ptr<image::PngMapWriter> png_map;  // an image's segmentation map (input.images)
     std::vector<std::string> measurement_names;  // of ObjectRow::measurements
+    // An image's rows of the run-wide <model>.csv (input.images): the header (set by the sink
+    // when the model has such a table) and the rows (write), by position (y, x, then the far
+    // corner and class), so that the rows of an image come in one order whatever order its
+    // batches finished in.
+    std::string table_header;
+    std::multimap<std::tuple<double, double, double, double, int>, std::string> table_lines;
     std::vector<OutputInfo> outputs;
     // write
     std::map<std::int64_t, FeatureRows> feature_backlog;  // arrived ahead of earlier rows, by first row
@@ -74,6 +85,7 @@ struct SlideContext {
     ~SlideContext();
 
     SlideJob job;
+    bool is_image() const { return !job.image.empty(); }
     std::unique_ptr<Slide> slide;
     std::vector<SlidePlan> plans;  // per read group
     std::chrono::steady_clock::time_point start;

@@ -25,8 +25,6 @@ Detect::Detect(const Config& cfg, int model, StageCounter& counter)
 void Detect::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
     ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const fs::path dir = slide_output_dir(*cfg_, ctx);
-
     std::vector<ClassInfo> classes;
     const auto palette = label_palette(model.classes);
     for (std::size_t c = 0; c < model.classes.size() && c < 256; ++c)
@@ -35,13 +33,20 @@ void Detect::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     geojson.model = csv.model = model.name;
     geojson.kind = csv.kind = to_string(model.task);
     geojson.format = "geojson";
-    geojson.path = (dir / (model.name + ".geojson")).string();
     csv.format = "csv";
-    csv.path = (dir / (model.name + ".csv")).string();
-    ms.objects = std::make_unique<ObjectWriter>(geojson.path, csv.path, "detection", classes,
-                                                std::vector<std::string>{"x1", "y1", "x2", "y2", "score", "class"});
+    const std::vector<std::string> header{"x1", "y1", "x2", "y2", "score", "class"};
+    if (ctx.is_image()) {  // a GeoJSON per image; the rows go to the run's <model>.csv
+        geojson.path = image_output_path(*cfg_, ctx, model.name, ".geojson");
+        ms.table_header = table_header(header);
+        ms.outputs = {geojson};
+    } else {
+        const fs::path dir = slide_output_dir(*cfg_, ctx);
+        geojson.path = (dir / (model.name + ".geojson")).string();
+        csv.path = (dir / (model.name + ".csv")).string();
+        ms.outputs = {geojson, csv};
+    }
+    ms.objects = std::make_unique<ObjectWriter>(geojson.path, csv.path, "detection", classes, header);
     ms.measurement_names = {"score"};
-    ms.outputs = {geojson, csv};
     auto st = std::make_unique<DetectState>(DetectState{ObjectMerger(params_.iou_threshold, params_.class_agnostic), {}, 0});
     st->seen.assign(plan.count(), false);
     ms.detect = std::move(st);

@@ -59,7 +59,6 @@ Embed::Embed(const Config& cfg, int model, int dim, StageCounter& counter)
 void Embed::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     const ModelConfig& model = cfg_->models[static_cast<std::size_t>(model_)];
     ModelSlide& ms = ctx.models[static_cast<std::size_t>(model_)];
-    const fs::path dir = slide_output_dir(*cfg_, ctx);
     const Slide& slide = *ctx.slide;
 
     hdf5::CoordsAttributes a;
@@ -87,7 +86,8 @@ void Embed::start_slide(SlideContext& ctx, const SlidePlan& plan) const {
     h5.model = model.name;
     h5.kind = to_string(model.task);
     h5.format = "hdf5";
-    h5.path = (dir / (model.name + ".h5")).string();
+    h5.path = ctx.is_image() ? image_output_path(*cfg_, ctx, model.name, ".h5")
+                             : (slide_output_dir(*cfg_, ctx) / (model.name + ".h5")).string();
     h5.dim = dim_;
     ms.features = std::make_unique<hdf5::FeatureWriter>(h5.path, dim_, model.embedding_dtype, a,
                                                         static_cast<std::int64_t>(plan.count()));

@@ -30,7 +30,7 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
     if (batch->group != group_) return std::nullopt;
     const int n = batch->target.load(std::memory_order_acquire);
     InferResult r{batch, index_, {}};
-    if (batch->ctx->failed() || batch->keys[0].placeholder || !batch->any_readable()) return r;
+    if (batch->all_failed() || !batch->any_readable()) return r;
     BusyScope busy(*counter_, n);
     struct Lease {
         SlotPool* pool;
@@ -40,7 +40,7 @@ std::optional<InferResult> Infer::operator()(const BatchPtr& batch) const {
     try {
         r.out = model_->run_rgb(batch->rgb.get(), n, batch->patch_size, batch->patch_size, lease.slot);
     } catch (const ModelError& e) {
-        batch->ctx->fail(e.what());
+        for (int i = 0; i < n; ++i) batch->ctx_of(i)->fail(e.what());
         r.out = ModelOutput{};
     }
     return r;

@@ -63,8 +63,22 @@ struct Patch {
 // [n, P, P, 3] uint8 in `rgb`. Each model normalizes where it runs (Model::run_rgb): a quarter
 // of float32's bytes to upload to a GPU, and on CPU a quarter of the memory traffic between
 // the normalize stage and inference.
+//
+// Patch-directory mode: a batch holds patches of several images; `slot_ctx[i]` is slot i's
+// image (slot_ctx is empty for a slide's batch, whose slots are all `ctx`'s; with images,
+// `ctx` is slot 0's). The sinks see one view per image (split_by_slide, sink.hpp).
 struct Batch {
     SlidePtr ctx;
+    std::vector<SlidePtr> slot_ctx;
+    const SlidePtr& ctx_of(int i) const { return slot_ctx.empty() ? ctx : slot_ctx[static_cast<std::size_t>(i)]; }
+    // Whether no slot's slide can use the batch's output.
+    bool all_failed() const {
+        if (slot_ctx.empty()) return ctx->failed();
+        const int n = target.load(std::memory_order_acquire);
+        for (int i = 0; i < n; ++i)
+            if (!slot_ctx[static_cast<std::size_t>(i)]->failed()) return false;
+        return true;
+    }
     int group = 0;  // batch group
     int capacity = 0;
     int patch_size = 0;
@@ -73,13 +87,17 @@ struct Batch {
     // Slot i's patch could not be read: its slot holds no pixels, sinks leave it out. Set by
     // the assembler (under its lock) when the slot is reserved.
     std::vector<std::uint8_t> unreadable;
+    // Whether any slot holds pixels (not unreadable, not a placeholder).
     bool any_readable() const {
         const int n = target.load(std::memory_order_acquire);
         for (int i = 0; i < n; ++i)
-            if (!unreadable[static_cast<std::size_t>(i)]) return true;
+            if (!unreadable[static_cast<std::size_t>(i)] && !keys[static_cast<std::size_t>(i)].placeholder) return true;
         return false;
     }
     std::atomic<int> consumers{0};  // models still to finish with this batch
+    // One image's part of a shared batch (split_by_slide): its tokens are the shared batch's,
+    // released once by the sink that split it. A view has no pixels (`rgb` is null).
+    bool view = false;
     std::shared_ptr<std::uint8_t> rgb;  // from Model::host_bytes (pinned for a GPU)
     // Slots that will be filled: capacity, or fewer for a slide's last batch. Set by the
     // assembler before the slot that completes the batch is handed out.

@@ -39,6 +39,8 @@ void append_json_number(std::string& out, double v) {
     fmt::format_to(std::back_inserter(out), "{}", v);
 }
 
+}  // namespace
+
 void append_csv_field(std::string& out, const std::string& s) {
     if (s.find_first_of(",\"\r\n") == std::string::npos) {
         out += s;
@@ -67,6 +69,8 @@ void append_csv_number(std::string& out, double v) {
         fmt::format_to(std::back_inserter(out), "{:.6g}", v);
     }
 }
+
+namespace {
 
 std::string partial_of(const std::string& path) { return path.empty() ? path : path + ".partial"; }
 

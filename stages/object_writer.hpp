@@ -26,6 +26,11 @@ struct ClassInfo {
     std::uint8_t r = 0, g = 0, b = 0;
 };
 
+// CSV fields as the writer spells them: a text field quoted when it must be (RFC 4180); a
+// number whole when it is, else to 6 significant digits (large coordinates to 0.1).
+void append_csv_field(std::string& out, const std::string& s);
+void append_csv_number(std::string& out, double v);
+
 class ObjectWriter {
 public:
     // object_type: "detection" or "tile" (QuPath's objectType). An empty path skips that

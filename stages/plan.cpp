@@ -74,6 +74,11 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         auto ctx = std::make_shared<SlideContext>();
         ctx->job = job;
         ctx->start = start;
+        if (!job.image.empty()) {
+            plan_image(*ctx);
+            out.cursor = std::make_shared<Cursor>(Cursor{std::move(ctx), 0, 0});
+            return out;
+        }
         ctx->slide = std::make_unique<Slide>(job.path, cfg_->reader);
         std::vector<std::string> warnings;
         const std::optional<Region> roi = region(job, *ctx->slide, out, warnings);
@@ -119,6 +124,38 @@ PlanOutcome PlanStage::operator()(const SlideJob& job) const {
         out.failure.wall_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
     return out;
+}
+
+// An image is read at its own pixels (it has no pyramid and no MPP: tiling.mpp and
+// tiling.level are for slides). One that cannot be opened still walks one placeholder patch
+// per read group, as a failed slide: its patches are what tells the batch assembler that
+// the image is done (the last images' patches share a batch that waits for every image).
+void PlanStage::plan_image(SlideContext& ctx) const {
+    const auto& groups = topology_->read_groups;
+    ctx.models.resize(cfg_->models.size());
+    try {
+        ctx.slide = Slide::image(ctx.job.path);
+    } catch (const SlideError& e) {
+        ctx.fail(e.what());
+    }
+    for (std::size_t g = 0; g < groups.size(); ++g) {
+        Tiling t = groups[g].tiling;
+        t.mpp.reset();
+        t.level.reset();
+        SlidePlan plan;
+        if (ctx.slide) {
+            plan = plan_slide(*ctx.slide, ctx.job.index, t, *cfg_, static_cast<std::uint16_t>(g));
+        } else {
+            plan.slide = ctx.job.index;
+            plan.group = static_cast<std::uint16_t>(g);
+            plan.patch_size = t.patch_size;
+            plan.overlap = t.overlap;
+            plan.xs = plan.ys = {0};
+            plan.tissue_filtered = true;  // no patch kept: one placeholder
+        }
+        total_->fetch_add(static_cast<std::int64_t>(plan.count()), std::memory_order_relaxed);
+        ctx.plans.push_back(std::move(plan));
+    }
 }
 
 std::int64_t tile_cache_bytes(const Slide& slide, const std::vector<SlidePlan>& plans, std::int64_t cap_mb) {

@@ -35,6 +35,8 @@ private:
     // status to skipped for input.roi_missing = "skip". Throws SlideError.
     std::optional<Region> region(const SlideJob& job, const Slide& slide, PlanOutcome& out,
                                  std::vector<std::string>& warnings) const;
+    // An image of input.images: its plans, or a failed context with placeholder plans.
+    void plan_image(SlideContext& ctx) const;
     const Config* cfg_;
     const Topology* topology_;
     StageCounter* counter_;

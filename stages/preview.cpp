@@ -6,6 +6,7 @@
 #include "stages/preview.hpp"
 
 #include "stages/atomic_file.hpp"
+#include "stages/image/encode.hpp"
 #include "stages/stitch.hpp"
 #include "stages/tiff/map_reader.hpp"
 
@@ -13,7 +14,6 @@
 
 #include <fmt/format.h>
 #include <openssl/evp.h>
-#include <png.h>
 #include <tiffio.h>
 
 #include <algorithm>
@@ -135,26 +135,6 @@ void draw_box(RgbImage& img, double tds, const PreviewBox& b) {
         }
 }
 
-// Encodes in memory (libpng's simplified API); false with `why` on failure.
-bool encode_png(const RgbImage& img, std::string& out, std::string& why) {
-    png_image image{};
-    image.version = PNG_IMAGE_VERSION;
-    image.width = static_cast<png_uint_32>(img.width);
-    image.height = static_cast<png_uint_32>(img.height);
-    image.format = PNG_FORMAT_RGB;
-    // PNG_IMAGE_PNG_SIZE_MAX bounds the encoded size (stored deflate blocks), so one pass does.
-    png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
-    out.assign(size, '\0');
-    if (!png_image_write_to_memory(&image, out.data(), &size, /*convert_to_8_bit=*/0, img.rgb.data(),
-                                   /*row_stride=*/0, nullptr)) {
-        why = image.message[0] ? image.message : "unknown error";
-        png_image_free(&image);
-        return false;
-    }
-    out.resize(size);
-    return true;
-}
-
 // For each output index, the source indices it covers and the covered length (area average).
 struct Span {
     int first;
@@ -232,8 +212,12 @@ void write_png(const std::string& path, const RgbImage& img) {
         img.rgb.size() != static_cast<std::size_t>(img.width) * static_cast<std::size_t>(img.height) * 3)
         throw OutputError(path, fmt::format("cannot write a PNG of a {}x{} image with {} bytes", img.width,
                                             img.height, img.rgb.size()));
-    std::string png, why;
-    if (!encode_png(img, png, why)) throw OutputError(path, "libpng cannot encode the preview: " + why);
+    std::string png;
+    try {
+        png = image::encode_png(img.rgb.data(), img.width, img.height, 3);
+    } catch (const std::runtime_error& e) {
+        throw OutputError(path, std::string("cannot encode the preview: ") + e.what());
+    }
     write_file_atomically(path, png);
 }
 
@@ -249,8 +233,7 @@ std::string thumbnail_data_uri(const RgbImage& img, int long_side) {
                             std::max(1, static_cast<int>(std::lround(img.height * f))));
     }
     const RgbImage& src = longest > long_side ? small : img;
-    std::string png, why;
-    if (!encode_png(src, png, why)) throw std::runtime_error("libpng cannot encode a thumbnail: " + why);
+    const std::string png = image::encode_png(src.rgb.data(), src.width, src.height, 3);
     if (png.size() > static_cast<std::size_t>(std::numeric_limits<int>::max() / 4 * 3 - 3))
         throw std::invalid_argument("thumbnail_data_uri: image too large for a data URI");
     std::string b64(4 * ((png.size() + 2) / 3) + 1, '\0');  // + the NUL EVP_EncodeBlock appends

@@ -146,6 +146,10 @@ std::string done_record_path(const Config& cfg, const std::string& slide) {
     return (fs::path(cfg.output_dir) / fs::path(slide).stem() / kRecordName).string();
 }
 
+std::string image_record_path(const Config& cfg, const std::string& relative) {
+    return (fs::path(cfg.output_dir) / ".flowinfer-done" / (relative + ".json")).string();
+}
+
 namespace {
 
 // Typed reads of a record; false for a missing or mistyped member. Integers must be written
@@ -208,6 +212,16 @@ std::optional<DoneRecord> parse_record(const std::string& text, const fs::path& 
         get(o, "rows", out.info.rows);
         get(o, "dim", out.info.dim);
         r.outputs.push_back(std::move(out));
+    }
+    if (const auto tables = j.find("table_rows"); tables != j.end()) {
+        if (!tables->is_array()) return std::nullopt;
+        for (const Json& t : *tables) {
+            SlideResult::TableRows rows;
+            if (!t.is_object() || !get(t, "model", rows.model) || !get(t, "header", rows.header) ||
+                !get(t, "lines", rows.lines))
+                return std::nullopt;
+            r.table_rows.push_back(std::move(rows));
+        }
     }
     return r;
 }
@@ -274,7 +288,7 @@ ResumeCheck check_done(const std::string& record_path, const RunFingerprint& run
 }
 
 void write_done_record(const std::string& record_path, const RunFingerprint& run, const SlideIdentity& slide,
-                       const SlideResult& result) {
+                       const SlideResult& result, Sync sync) {
     const fs::path dir = fs::path(record_path).parent_path();
     Json j = {{"flowinfer_resume", kRecordFormat},
               {"key", run.key(slide)},
@@ -303,7 +317,15 @@ void write_done_record(const std::string& record_path, const RunFingerprint& run
         add_output_details(e, o);
         outputs.push_back(std::move(e));
     }
-    write_file_atomically(record_path, json_text(j));
+    if (!result.table_rows.empty()) {
+        Json& tables = j["table_rows"] = Json::array();
+        for (const SlideResult::TableRows& t : result.table_rows)
+            tables.push_back({{"model", t.model}, {"header", t.header}, {"lines", t.lines}});
+    }
+    std::error_code ec;
+    fs::create_directories(dir, ec);  // an image's record lies in a tree of its own
+    if (ec) throw OutputError(dir.string(), "cannot create the resume record's directory: " + ec.message());
+    write_file_atomically(record_path, json_text(j), sync);
 }
 
 void remove_done_record(const std::string& record_path) {

@@ -22,6 +22,8 @@
 #include <flowinfer/config.hpp>
 #include <flowinfer/pipeline.hpp>
 
+#include "stages/atomic_file.hpp"
+
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -73,6 +75,10 @@ private:
 
 // <output.dir>/<slide stem>/.flowinfer-done.json
 std::string done_record_path(const Config& cfg, const std::string& slide);
+// An image's (input.images): <output.dir>/.flowinfer-done/<its relative path>.json. The
+// record also keeps the image's rows of the run-wide <model>.csv, which each run writes
+// whole from its images' rows, those it skips included.
+std::string image_record_path(const Config& cfg, const std::string& relative);
 
 // A record as read back.
 struct DoneRecord {
@@ -87,6 +93,7 @@ struct DoneRecord {
         std::int64_t size = 0;
     };
     std::vector<Output> outputs;
+    std::vector<SlideResult::TableRows> table_rows;  // an image's rows of the run's tables
 };
 
 // Whether a slide may be skipped, and why (not).
@@ -107,7 +114,7 @@ ResumeCheck check_done(const std::string& record_path, const RunFingerprint& run
 // Writes the record of a slide that ended ok, atomically (stages/atomic_file.hpp); the sizes
 // are stat'ed from the outputs now under their final names. Throws OutputError.
 void write_done_record(const std::string& record_path, const RunFingerprint& run,
-                       const SlideIdentity& slide, const SlideResult& result);
+                       const SlideIdentity& slide, const SlideResult& result, Sync sync = Sync::now);
 
 // Removes a record before its slide is processed again, so that a redo cut short never leaves
 // a record beside outputs it does not describe. A missing record is fine; any other failure

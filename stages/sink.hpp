@@ -26,6 +26,15 @@ struct SinkOut {
 // for the slide when this was its last batch.
 void release_batch(const InferResult& r, SinkOut& out);
 
+// The batch's patches, for the model whose sink has finished with it: when it is the last
+// model of its batch group, each patch no other batch group still holds returns its token.
+void release_tokens(Batch& batch, SinkOut& out);
+
+// A batch of several images' patches (input.images) as one result per image, each on a view
+// of its own slots (Batch::view) in slot order, its output rows sliced to match. The shared
+// batch's tokens are left to release_tokens.
+std::vector<InferResult> split_by_slide(const InferResult& r);
+
 // What every sink's node body does around its own work: time it, skip it for a failed slide,
 // turn a ModelError (an output of the wrong shape) or a SlideError into a failed slide, and
 // release the batch. An OutputError is not the slide's: it goes on and stops the run.
@@ -52,5 +61,13 @@ SinkOut run_sink(const InferResult& r, StageCounter& counter, Body&& body) {
 
 // <output_dir>/<slide stem>/, created. Throws OutputError.
 std::filesystem::path slide_output_dir(const Config& cfg, const SlideContext& ctx);
+
+// An image's output (input.images): <output_dir>/<model>/<its relative path, extension
+// replaced by `ext`>, its directory created. Throws OutputError.
+std::string image_output_path(const Config& cfg, const SlideContext& ctx, const std::string& model,
+                              const char* ext);
+
+// The first line of a run-wide <model>.csv of images: "image", then the model's columns.
+std::string table_header(const std::vector<std::string>& columns);
 
 }  // namespace flowinfer

@@ -1,5 +1,6 @@
 #include "stages/slide.hpp"
 
+#include "stages/image/source.hpp"
 #include "stages/tiff/tile.hpp"
 #include "stages/tiff/reader.hpp"
 
@@ -74,6 +75,14 @@ Slide::Slide(std::string path, SlideReader reader) : path_(std::move(path)), han
 
 Slide::~Slide() = default;
 
+std::unique_ptr<Slide> Slide::image(std::string path) {
+    std::unique_ptr<Slide> s(new Slide());
+    s->path_ = std::move(path);
+    s->image_ = std::make_unique<image::Source>(s->path_);
+    s->levels_.push_back(LevelInfo{s->image_->width(), s->image_->height(), 1.0});
+    return s;
+}
+
 std::shared_ptr<Slide::Handle> Slide::current() const {
     std::lock_guard<std::mutex> lock(mu_);
     return handle_;
@@ -94,6 +103,7 @@ double Slide::level_downsample(int level) const {
 }
 
 double Slide::number_property(const char* name) const {
+    if (image_) return 0.0;  // a patch file carries no scan properties
     const std::shared_ptr<Handle> h = current();
     const char* v = openslide_get_property_value(h->osr, name);
     if (!v) return 0.0;
@@ -109,6 +119,7 @@ double Slide::mpp() const {
     // OpenSlide 3.4.1 does not turn a generic TIFF's resolution tags into openslide.mpp-x
     // (4.0 does); derive it the same way, so flowinfer's own outputs and synthetic slides
     // and other resolution-tagged TIFFs keep their scale.
+    if (image_) return 0.0;
     const std::shared_ptr<Handle> h = current();  // owns the property strings
     const char* unit = openslide_get_property_value(h->osr, "tiff.ResolutionUnit");
     const double res = number_property("tiff.XResolution");
@@ -139,6 +150,7 @@ void Slide::read_on(const Handle& handle, std::int64_t x0, std::int64_t y0, int 
 
 void Slide::read_rgb(std::int64_t x0, std::int64_t y0, int level, std::int64_t w, std::int64_t h,
                      std::uint32_t* argb, std::uint8_t* rgb) const {
+    if (image_) return image_->read(x0, y0, w, h, rgb);  // one level: level-0 pixels are the level's
     const std::shared_ptr<Handle> handle = current();
     try {
         read_on(*handle, x0, y0, level, w, h, argb, rgb);
@@ -166,6 +178,7 @@ void Slide::read_rgb(std::int64_t x0, std::int64_t y0, int level, std::int64_t w
 
 void Slide::read_rgb_isolated(std::int64_t x0, std::int64_t y0, int level, std::int64_t w, std::int64_t h,
                               std::uint32_t* argb, std::uint8_t* rgb) const {
+    if (image_) return image_->read(x0, y0, w, h, rgb);
     const Handle own(path_);
     read_on(own, x0, y0, level, w, h, argb, rgb);
 }
@@ -187,6 +200,7 @@ void Slide::read_level_openslide(int level, std::int64_t x, std::int64_t y, std:
 
 void Slide::read_level(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
                        std::uint8_t* rgb) const {
+    if (image_) return image_->read(x, y, w, h, rgb);
     if (!native_) return read_level_openslide(level, x, y, w, h, rgb, false);
     try {
         native_->read(level, x, y, w, h, 1, rgb);
@@ -197,7 +211,7 @@ void Slide::read_level(int level, std::int64_t x, std::int64_t y, std::int64_t w
 
 void Slide::read_level_isolated(int level, std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h,
                                 std::uint8_t* rgb) const {
-    if (native_) return read_level(level, x, y, w, h, rgb);
+    if (native_ || image_) return read_level(level, x, y, w, h, rgb);
     read_level_openslide(level, x, y, w, h, rgb, true);
 }
 
@@ -214,10 +228,18 @@ void Slide::read_level_scaled(int level, int scale, std::int64_t x, std::int64_t
     }
 }
 
-std::string Slide::codec(int level) const { return native_ ? native_->codec(level) : std::string(); }
+std::string Slide::codec(int level) const {
+    if (image_) return image::to_string(image_->info().format);
+    return native_ ? native_->codec(level) : std::string();
+}
 
-int Slide::tile_width(int level) const { return native_ ? native_->tile_width(level) : 256; }
-int Slide::tile_height(int level) const { return native_ ? native_->tile_height(level) : 256; }
+// An image is decoded whole: one tile.
+int Slide::tile_width(int level) const {
+    return image_ ? static_cast<int>(image_->width()) : native_ ? native_->tile_width(level) : 256;
+}
+int Slide::tile_height(int level) const {
+    return image_ ? static_cast<int>(image_->height()) : native_ ? native_->tile_height(level) : 256;
+}
 
 void Slide::set_tile_cache_bytes(std::int64_t bytes) const {
     if (native_) native_->set_cache_bytes(bytes);

@@ -28,12 +28,19 @@ namespace flowinfer {
 namespace tiff {
 class TiffTileReader;
 }
+namespace image {
+class Source;
+}
 
 class Slide {
 public:
     // Throws SlideError (missing file, unsupported format, OpenSlide error on open, and with
     // SlideReader::native a file the native reader does not support, saying why).
     explicit Slide(std::string path, SlideReader reader = SlideReader::automatic);
+    // One PNG, JPEG or TIFF image of a patch directory (input.images, stages/image/source.hpp):
+    // one level, no MPP, decoded by the first read. Throws SlideError (unreadable, not an
+    // image, 0 x 0, not 8-bit).
+    static std::unique_ptr<Slide> image(std::string path);
     ~Slide();
     Slide(const Slide&) = delete;
     Slide& operator=(const Slide&) = delete;
@@ -49,7 +56,8 @@ public:
     double objective_power() const;
 
     // "native" or "openslide": who reads this slide's pixels.
-    const char* reader() const { return native_ ? "native" : "openslide"; }
+    const char* reader() const { return image_ ? "image" : native_ ? "native" : "openslide"; }
+    bool is_image() const { return image_ != nullptr; }
     // Why the native reader does not read this slide ("" when it does, or was not asked to).
     const std::string& native_unavailable() const { return native_why_; }
 
@@ -93,6 +101,7 @@ public:
                            std::uint32_t* argb_scratch, std::uint8_t* rgb) const;
 
 private:
+    Slide() = default;
     struct Handle;
     std::shared_ptr<Handle> current() const;
     void read_on(const Handle& h, std::int64_t x0, std::int64_t y0, int level, std::int64_t w,
@@ -113,6 +122,7 @@ private:
     };
     std::vector<LevelInfo> levels_;       // OpenSlide's, read once at open
     std::unique_ptr<tiff::TiffTileReader> native_;
+    std::unique_ptr<image::Source> image_;
     std::string native_why_;
 };
 

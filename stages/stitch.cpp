@@ -1,5 +1,7 @@
 #include "stages/stitch.hpp"
 
+#include "stages/image/png_map.hpp"
+
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
@@ -115,7 +117,13 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
     info.width = st->width;
     info.height = st->height;
     info.downsample = plan.downsample() * st->scale;
-    info.path = (slide_output_dir(*cfg_, ctx) / (model.name + ".tif")).string();
+    if (ctx.is_image()) {  // a PNG beside the image's place in the input tree
+        info.format = "png";
+        info.path = image_output_path(*cfg_, ctx, model.name, ".png");
+        ms.png_map = std::make_unique<image::PngMapWriter>(info.path, st->width, st->height, T);
+    } else {
+        info.path = (slide_output_dir(*cfg_, ctx) / (model.name + ".tif")).string();
+    }
 
     TiffLayout layout;
     layout.width = st->width;
@@ -131,7 +139,7 @@ void Stitch::start_slide(SlideContext& ctx, const SlidePlan& plan, std::vector<W
         "flowinfer {} model={} classes={} activation={} value={} downsample={}", FLOWINFER_VERSION,
         model.name, channels_, to_string(model.activation),
         channels_ > 2 ? "argmax" : (channels_ == 2 ? "round(255*p1)" : "round(255*p0)"), info.downsample);
-    ms.tiff = std::make_unique<PyramidTiffWriter>(info.path, std::move(layout));
+    if (!ms.png_map) ms.tiff = std::make_unique<PyramidTiffWriter>(info.path, std::move(layout));
     ms.outputs.push_back(info);
     StitchState& s = *st;
     ms.stitch = std::move(st);

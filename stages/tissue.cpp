@@ -2,6 +2,8 @@
 // low-resolution view of the slide read in bounded chunks. See tissue.hpp for the contract.
 #include "stages/tissue.hpp"
 
+#include "stages/image/encode.hpp"
+
 #include "stages/atomic_file.hpp"
 #include "stages/overview.hpp"
 #include "stages/slide.hpp"
@@ -9,7 +11,6 @@
 #include <flowinfer/errors.hpp>
 
 #include <fmt/format.h>
-#include <png.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -237,24 +238,13 @@ void write_mask_preview(const std::string& path, const TissueMask& mask) {
         }
     }
 
-    // libpng's simplified API encodes into memory, so the file is then written whole through
-    // write_file_atomically (no half-written preview under its final name).
-    png_image image{};
-    image.version = PNG_IMAGE_VERSION;
-    image.width = static_cast<png_uint_32>(W);
-    image.height = static_cast<png_uint_32>(H);
-    image.format = colour ? PNG_FORMAT_RGB : PNG_FORMAT_GRAY;
-    // PNG_IMAGE_PNG_SIZE_MAX bounds the encoded size (stored deflate blocks), so one pass does.
-    png_alloc_size_t size = PNG_IMAGE_PNG_SIZE_MAX(image);
-    std::vector<char> png(size);
-    if (!png_image_write_to_memory(&image, png.data(), &size, /*convert_to_8_bit=*/0, pixels.data(),
-                                   /*row_stride=*/0, nullptr)) {
-        const std::string why = image.message[0] ? image.message : "unknown error";
-        png_image_free(&image);
-        throw OutputError(path, "libpng cannot encode the preview: " + why);
+    std::string png;
+    try {
+        png = image::encode_png(pixels.data(), W, H, channels);
+    } catch (const std::runtime_error& e) {
+        throw OutputError(path, std::string("cannot encode the preview: ") + e.what());
     }
-    png.resize(size);
-    write_file_atomically(path, std::string_view(png.data(), png.size()));
+    write_file_atomically(path, png);
 }
 
 }  // namespace flowinfer

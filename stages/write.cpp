@@ -2,6 +2,7 @@
 
 #include "stages/embed.hpp"
 #include "stages/hdf5/feature_writer.hpp"
+#include "stages/image/png_map.hpp"
 #include "stages/object_writer.hpp"
 #include "stages/stitch.hpp"
 
@@ -13,13 +14,25 @@ namespace flowinfer {
 
 namespace {
 
-void write_rows(ModelSlide& ms, const std::vector<ObjectRow>& rows) {
+void write_rows(const SlideContext& ctx, ModelSlide& ms, const std::vector<ObjectRow>& rows) {
     std::vector<std::pair<std::string, double>> named;
     for (const ObjectRow& r : rows) {
-        named.clear();
-        for (std::size_t i = 0; i < r.measurements.size() && i < ms.measurement_names.size(); ++i)
-            named.emplace_back(ms.measurement_names[i], r.measurements[i]);
-        ms.objects->write(r.x1, r.y1, r.x2, r.y2, r.cls, named, r.csv);
+        if (ms.objects) {
+            named.clear();
+            for (std::size_t i = 0; i < r.measurements.size() && i < ms.measurement_names.size(); ++i)
+                named.emplace_back(ms.measurement_names[i], r.measurements[i]);
+            ms.objects->write(r.x1, r.y1, r.x2, r.y2, r.cls, named, r.csv);
+        }
+        if (!ms.table_header.empty()) {  // an image's row of the run's <model>.csv
+            std::string line;
+            append_csv_field(line, ctx.job.image);
+            for (double v : r.csv) {
+                line += ',';
+                append_csv_number(line, v);
+            }
+            line += '\n';
+            ms.table_lines.emplace(std::make_tuple(r.y1, r.x1, r.y2, r.x2, r.cls), std::move(line));
+        }
     }
 }
 
@@ -47,10 +60,14 @@ void finish_outputs(SlideContext& ctx) {
                 ms.tiff->finish();
                 done.push_back(ms.tiff->path());
             }
+            if (ms.png_map) {
+                ms.png_map->finish();
+                done.push_back(ms.png_map->path());
+            }
             if (ms.objects) {
                 ms.objects->finish();
                 for (OutputInfo& o : ms.outputs)
-                    if (o.format != "tiff") {
+                    if (o.format == "geojson" || o.format == "csv") {
                         o.objects = ms.objects->count();
                         done.push_back(o.path);
                     }
@@ -90,7 +107,15 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
     if (!ctx.failed()) finish_outputs(ctx);
     r.status = ctx.failed() ? SlideStatus::failed : SlideStatus::ok;
     if (r.ok()) {
-        for (const ModelSlide& ms : ctx.models) r.outputs.insert(r.outputs.end(), ms.outputs.begin(), ms.outputs.end());
+        for (std::size_t m = 0; m < ctx.models.size(); ++m) {
+            ModelSlide& ms = ctx.models[m];
+            r.outputs.insert(r.outputs.end(), ms.outputs.begin(), ms.outputs.end());
+            if (!ms.table_header.empty()) {
+                std::string lines;
+                for (const auto& [at, line] : ms.table_lines) lines += line;
+                r.table_rows.push_back({cfg_->models[m].name, ms.table_header, std::move(lines)});
+            }
+        }
         if (!ctx.tissue_preview.empty()) {
             OutputInfo preview;
             preview.kind = "tissue";
@@ -104,6 +129,7 @@ SlideResult WriteStage::finish(SlideContext& ctx) const {
     // Dropping unfinished writers removes their partial files.
     for (ModelSlide& ms : ctx.models) {
         ms.tiff.reset();
+        ms.png_map.reset();
         ms.objects.reset();
         ms.features.reset();
         ms.stitch.reset();
@@ -124,7 +150,8 @@ std::optional<SlideResult> WriteStage::operator()(const WriteMsg& m) const {
         ++ms.received;
         if (!ctx.failed()) {
             if (m.kind == WriteMsg::tile && ms.tiff) ms.tiff->write_tile(m.tx, m.ty, m.pixels.data());
-            if (m.kind == WriteMsg::objects && ms.objects) write_rows(ms, m.rows);
+            if (m.kind == WriteMsg::tile && ms.png_map) ms.png_map->write_tile(m.tx, m.ty, m.pixels.data());
+            if (m.kind == WriteMsg::objects) write_rows(ctx, ms, m.rows);
             if (m.kind == WriteMsg::features && ms.features) write_features(ms, m.feature_rows);
         }
     }

@@ -10,6 +10,7 @@
 #include "stages/messages.hpp"
 #include "stages/stage_stats.hpp"
 
+#include <flowinfer/config.hpp>
 #include <flowinfer/pipeline.hpp>
 
 #include <atomic>
@@ -19,12 +20,13 @@ namespace flowinfer {
 
 class WriteStage {
 public:
-    WriteStage(StageCounter& counter, std::atomic<std::int64_t>& slides_done)
-        : counter_(&counter), slides_done_(&slides_done) {}
+    WriteStage(const Config& cfg, StageCounter& counter, std::atomic<std::int64_t>& slides_done)
+        : cfg_(&cfg), counter_(&counter), slides_done_(&slides_done) {}
     std::optional<SlideResult> operator()(const WriteMsg& m) const;
 
 private:
     SlideResult finish(SlideContext& ctx) const;
+    const Config* cfg_;
     StageCounter* counter_;
     std::atomic<std::int64_t>* slides_done_;
 };

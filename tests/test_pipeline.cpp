@@ -354,8 +354,8 @@ BOOST_AUTO_TEST_CASE(embedding_the_composite_node_in_a_user_graph) {
         return tbb::flow::continue_msg();
     });
     tbb::flow::make_edge(tbb::flow::output_port<0>(pipeline), sink);
-    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{0, a});
-    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{1, b});
+    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{0, a, {}, 0});
+    tbb::flow::input_port<0>(pipeline).try_put(SlideJob{1, b, {}, 0});
     g.wait_for_all();
     BOOST_REQUIRE_EQUAL(results.size(), 2u);
     for (const SlideResult& r : results) {

@@ -13,6 +13,7 @@
 #include <cctype>
 #include <cmath>
 #include <cerrno>
+#include <csetjmp>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -26,6 +27,8 @@
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <jpeglib.h>  // after <cstdio>
 
 namespace fs = std::filesystem;
 
@@ -399,6 +402,68 @@ void write_gray_tiff(const std::string& path, const std::vector<std::uint8_t>& p
     for (int j = 0; j < h; ++j)
         BOOST_REQUIRE(TIFFWriteScanline(t, const_cast<std::uint8_t*>(&px[std::size_t(j) * w]), j, 0) == 1);
     TIFFClose(t);
+}
+
+namespace {
+// libjpeg's default error_exit calls exit(): jump back instead and fail the test.
+struct JpegWriteError {
+    jpeg_error_mgr pub;
+    std::jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+};
+void jpeg_write_fail(j_common_ptr cinfo) {
+    auto* err = reinterpret_cast<JpegWriteError*>(cinfo->err);
+    (*cinfo->err->format_message)(cinfo, err->message);
+    std::longjmp(err->jump, 1);
+}
+// C-style between setjmp and the last libjpeg call: no destructor may be skipped by a jump.
+bool jpeg_write(jpeg_compress_struct& c, JpegWriteError& err, std::FILE* f, const std::uint8_t* px, int w, int h,
+                int channels, int quality) {
+    c.err = jpeg_std_error(&err.pub);
+    err.pub.error_exit = jpeg_write_fail;
+    if (setjmp(err.jump)) return false;
+    jpeg_create_compress(&c);
+    jpeg_stdio_dest(&c, f);
+    c.image_width = static_cast<JDIMENSION>(w);
+    c.image_height = static_cast<JDIMENSION>(h);
+    c.input_components = channels;
+    c.in_color_space = channels == 1 ? JCS_GRAYSCALE : channels == 4 ? JCS_CMYK : JCS_RGB;
+    jpeg_set_defaults(&c);
+    jpeg_set_quality(&c, quality, TRUE);
+    jpeg_start_compress(&c, TRUE);
+    while (c.next_scanline < c.image_height) {
+        JSAMPROW row = const_cast<std::uint8_t*>(px) + std::size_t(c.next_scanline) * w * channels;
+        jpeg_write_scanlines(&c, &row, 1);
+    }
+    jpeg_finish_compress(&c);
+    return true;
+}
+}  // namespace
+
+void write_jpeg_image(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int channels,
+                      int quality) {
+    BOOST_REQUIRE(channels == 1 || channels == 3 || channels == 4);
+    BOOST_REQUIRE(static_cast<std::size_t>(w) * h * channels == px.size());
+    std::FILE* f = std::fopen(path.c_str(), "wb");
+    BOOST_REQUIRE_MESSAGE(f, "cannot write " << path);
+    jpeg_compress_struct c{};
+    JpegWriteError err{};
+    const bool ok = jpeg_write(c, err, f, px.data(), w, h, channels, quality);
+    jpeg_destroy_compress(&c);
+    const bool closed = std::fclose(f) == 0;
+    BOOST_REQUIRE_MESSAGE(ok, "libjpeg cannot write " << path << ": " << err.message);
+    BOOST_REQUIRE_MESSAGE(closed, "cannot write " << path);
+}
+
+void write_png16_image(const std::string& path, const std::vector<std::uint16_t>& px, int w, int h, int channels) {
+    png_image img{};
+    img.version = PNG_IMAGE_VERSION;
+    img.width = static_cast<png_uint_32>(w);
+    img.height = static_cast<png_uint_32>(h);
+    img.format = channels == 3 ? PNG_FORMAT_LINEAR_RGB : PNG_FORMAT_LINEAR_Y;  // 16-bit samples
+    BOOST_REQUIRE(channels == 1 || channels == 3);
+    BOOST_REQUIRE(static_cast<std::size_t>(w) * h * channels == px.size());
+    BOOST_REQUIRE_MESSAGE(png_image_write_to_file(&img, path.c_str(), 0, px.data(), 0, nullptr), "cannot write " << path);
 }
 
 }  // namespace fit

@@ -122,6 +122,12 @@ void corrupt_tile(const std::string& tiff, int dir, int tx, int ty);
 // through libpng's simplified API; grey TIFF in one strip through libtiff.
 void write_png_image(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int channels = 1);
 void write_gray_tiff(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h);
+// Test images for the image decoder: JPEG through libjpeg at `quality`, channels 1 (grey),
+// 3 (RGB) or 4 (written as CMYK, for the refusal test); 16-bit grey (1) or RGB (3) PNG
+// through libpng's simplified API (for the refusal test).
+void write_jpeg_image(const std::string& path, const std::vector<std::uint8_t>& px, int w, int h, int channels = 3,
+                      int quality = 95);
+void write_png16_image(const std::string& path, const std::vector<std::uint16_t>& px, int w, int h, int channels = 1);
 void write_text(const std::string& path, const std::string& text);
 std::string read_text(const std::string& path);
 bool exists(const std::string& path);

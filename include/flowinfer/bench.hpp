@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flowinfer {
@@ -71,6 +72,22 @@ BenchResult bench(const Config& cfg, const BenchOptions& options = {});
 
 std::string bench_json(const BenchResult& r);
 std::string bench_table(const BenchResult& r);
+
+// flowinfer bench on input.images: every image through the pipeline with cfg's first model,
+// and through the same graph on one thread, one image at a time (batches of one, LibTorch on
+// every core): the seeds' original loop, in process. `repeat` interleaved rounds; the medians
+// count. Outputs go under <output_dir>/bench/{pipeline,loop}/.
+struct ImageBenchResult {
+    std::string model, device, precision;
+    std::int64_t images = 0, failed = 0, patches = 0;
+    int patch_size = 0, batch_size = 0, readers = 0, threads = 0, torch_threads = 0;
+    double loop_images_per_s = 0, pipeline_images_per_s = 0, speedup_vs_loop = 0;
+    std::vector<std::pair<double, double>> rounds;  // (loop, pipeline) images/s per round
+    RunSummary pipeline;                            // the median round's
+};
+ImageBenchResult bench_images(const Config& cfg, const BenchOptions& options = {});
+std::string image_bench_json(const ImageBenchResult& r);
+std::string image_bench_table(const ImageBenchResult& r);
 
 // "stage: busy_s, utilization" lines and the bottleneck of a run (flowinfer run --profile).
 std::string profile_report(const RunSummary& s, const Config& cfg);

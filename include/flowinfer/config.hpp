@@ -104,6 +104,16 @@ struct ModelConfig {
     double min_area_um2 = 0.0;         // parts (and holes) smaller than this are dropped
 };
 
+// One entry of input.images (patch-directory mode), beside its path in Config::slides.
+struct ImageInput {
+    // The path under the input patterns' common directory; the image's outputs mirror it
+    // under output.dir ("a/b.png" -> <output.dir>/<model>/a/b.png).
+    std::string relative;
+    // Set for a pattern that matched no file: the entry (its path is the pattern) fails with
+    // this message and the other images go on.
+    std::string problem;
+};
+
 // What a slide without its input.roi file does.
 enum class RoiMissing { error, all, skip };
 
@@ -120,6 +130,10 @@ struct Config {
     RoiMissing roi_missing = RoiMissing::error;
     // input.region / CLI --region: one level-0 rectangle x, y, w, h for every slide.
     std::optional<std::array<double, 4>> region;
+    // input.images: patch-directory mode. One entry per path of `slides`, in the same order
+    // (sorted); empty for slides.
+    std::vector<ImageInput> images;
+    bool image_mode() const { return !images.empty(); }
 
     // [output]
     std::string output_dir;                        // absolute

@@ -44,6 +44,11 @@ void write_synthetic_slide(const std::string& path, const SyntheticSlideSpec& sp
 void write_synthetic_svs(const std::string& path, const SyntheticSlideSpec& spec,
                          const SyntheticProgressFn& progress = {});
 
+// The same level-0 pixels as a patch directory: every whole `tile` x `tile` square as a PNG
+// (or a JPEG at spec.jpeg_quality) at <dir>/row-RRR/tile-RRR-CCC.png. Returns the tiles
+// written. Throws Error (no whole tile) or OutputError.
+std::int64_t write_synthetic_tiles(const std::string& dir, const SyntheticSlideSpec& spec, int tile, bool jpeg);
+
 // The RGB value write_synthetic_slide() puts at level-0 pixel (x, y) before compression
 // (lets tests compare against an independent computation with deflate slides).
 void synthetic_pixel(const SyntheticSlideSpec& spec, std::int64_t x, std::int64_t y,

@@ -40,6 +40,13 @@ namespace flowinfer {
 struct SlideJob {
     std::uint32_t index = 0;
     std::string path;
+    // Patch-directory mode (input.images): the image's path under the patterns' common
+    // directory, which its outputs mirror (Config::images); "" for a slide.
+    std::string image;
+    // Image jobs: the image jobs put into this run. Patches of several images share a batch,
+    // and the last, partial batch goes once every one of them has been read. 0: each image's
+    // last patch sends its batch (right, but small batches).
+    std::uint32_t images_total = 0;
 };
 
 struct OutputInfo {
@@ -93,6 +100,14 @@ struct SlideResult {
     std::vector<std::string> warnings;
     // The overlay preview as a small PNG "data:" URI (output.previews), for report.html.
     std::string thumbnail;
+    // Patch-directory mode: the image's lines of each run-wide <output.dir>/<model>.csv
+    // (classification, detection), each starting with the image's relative path.
+    struct TableRows {
+        std::string model;
+        std::string header;  // the CSV's first line, with its newline
+        std::string lines;   // this image's rows, each ending in a newline
+    };
+    std::vector<TableRows> table_rows;
 };
 
 struct StageStats {
@@ -154,13 +169,20 @@ struct RunSummary {
     RunState state = RunState::running;
     std::string error;  // interrupted, failed: why the run stopped
     std::string path;   // the summary file written: <output.dir>/summary_file_name(shard)
-    std::string report;  // report.html, rewritten with it: <output.dir>/report_file_name(shard)
+    // report.html, rewritten with it: <output.dir>/report_file_name(shard); "" for images
+    std::string report;
     std::optional<Shard> shard;
     // Of the whole list (every shard): its length and the SHA-256 of its paths (one per line),
     // so per-shard summaries can be checked to come from one list.
     std::size_t slides_total = 0;
     std::string slides_sha256;
     std::vector<SlideResult> slides;  // this shard's (all of them without a shard)
+    // Patch-directory mode: the run-wide <output.dir>/<model>.csv files (classification,
+    // detection; "<model>-I-of-N.csv" for shard I of N), `objects` their rows.
+    std::vector<OutputInfo> tables;
+    // Patch-directory mode (input.images): summary.json lists `slides` as "images", one
+    // entry per image, and adds images_per_s.
+    bool images = false;
     std::int64_t patches = 0;
     double wall_s = 0.0;
     // Of wall_s, the time spent loading and warming up the models before the first slide;

@@ -145,7 +145,17 @@ void read_input(const Context& c, const toml::table& root, Config& cfg) {
     const toml::table* t = read_table(c, root, "input");
     const toml::node* n = t ? t->get("slides") : nullptr;
     const toml::node* manifest = t ? t->get("manifest") : nullptr;
-    if (!n && !manifest) c.fail("input.slides", t, "required key is missing (give input.slides, input.manifest or both)");
+    if (const toml::node* images = t ? t->get("images") : nullptr) {
+        if (n || manifest)
+            c.fail("input.images", images, "a run reads either slides (input.slides, input.manifest) or images, not both");
+        for (const char* key : {"roi", "roi_missing", "region"})
+            if (const toml::node* k = t->get(key))
+                c.fail(fmt::format("input.{}", key), k, "applies to slides; with input.images every image runs whole");
+        read_images(c, *images, cfg);
+        return;
+    }
+    if (!n && !manifest)
+        c.fail("input.slides", t, "required key is missing (give input.slides, input.manifest or both, or input.images)");
 
     std::set<std::string> slides;
     if (n) {
@@ -166,10 +176,19 @@ void read_input(const Context& c, const toml::table& root, Config& cfg) {
     if (t) read_regions(c, *t, cfg);
 }
 
+void check_input(const Context& c, const toml::table& root, const Config& cfg) {
+    if (!cfg.image_mode()) return;
+    if (cfg.tissue)
+        c.fail("tiling.tissue", root["tiling"]["tissue"].node(),
+               "applies to slides; with input.images every patch of an image runs");
+    check_images(c, root, cfg);
+}
+
 }  // namespace
 
 const TableSchema& input_table() {
-    static const TableSchema schema{"input", Shape::table, {"slides", "manifest", "roi", "roi_missing", "region"}, read_input};
+    static const TableSchema schema{"input",    Shape::table, {"slides", "manifest", "images", "roi", "roi_missing", "region"},
+                                    read_input, check_input};
     return schema;
 }
 

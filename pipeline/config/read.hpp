@@ -55,6 +55,10 @@ struct TableSchema {
 };
 
 const TableSchema& input_table();    // input.cpp
+// input.images (patch-directory mode): fills cfg.slides and cfg.images.
+void read_images(const Context& c, const toml::node& n, Config& cfg);  // images.cpp
+// That no pattern reaches into output.dir (its outputs would be read as images next run).
+void check_images(const Context& c, const toml::table& root, const Config& cfg);
 const TableSchema& output_table();   // output.cpp
 const TableSchema& tiling_table();   // tiling.cpp
 const TableSchema& runtime_table();  // runtime.cpp

@@ -37,7 +37,7 @@ int main(int argc, char** argv) {
                                                                return tbb::flow::continue_msg();
                                                            });
     tbb::flow::make_edge(tbb::flow::output_port<0>(pipeline), sink);
-    tbb::flow::input_port<0>(pipeline).try_put(flowinfer::SlideJob{0, dir + "/slide.tiff"});
+    tbb::flow::input_port<0>(pipeline).try_put(flowinfer::SlideJob{0, dir + "/slide.tiff", {}, 0});
     g.wait_for_all();
     return ok == 1 ? 0 : 1;
 }
