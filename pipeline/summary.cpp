@@ -48,9 +48,11 @@ std::string summary_json(const RunSummary& s) {
         if (!r.reason.empty()) e["reason"] = r.reason;
         if (!r.warnings.empty()) e["warnings"] = r.warnings;
         e["patches"] = r.patches;
-        e["patches_skipped"] = r.patches_skipped;
-        e["patches_unreadable"] = r.patches_unreadable;
-        if (!r.reader.empty()) e["reader"] = r.reader;
+        // An image entry keeps what varies from image to image: a 100,000-image summary is
+        // tens of MB already.
+        if (!s.images || r.patches_unreadable) e["patches_unreadable"] = r.patches_unreadable;
+        if (!s.images) e["patches_skipped"] = r.patches_skipped;
+        if (!r.reader.empty() && !s.images) e["reader"] = r.reader;
         if (r.reader == "native") {
             e["tiles_decoded"] = r.tiles_decoded;
             e["tile_cache_hits"] = r.tile_cache_hits;
@@ -59,8 +61,10 @@ std::string summary_json(const RunSummary& s) {
         e["wall_s"] = r.wall_s;
         Json& outputs = e["outputs"] = Json::array();
         for (const OutputInfo& o : r.outputs) {
-            Json out = {{"model", o.model}, {"kind", o.kind}, {"format", o.format}, {"path", o.path}};
-            add_output_details(out, o);
+            Json out = s.images ? Json{{"model", o.model}, {"format", o.format}, {"path", o.path}}
+                                : Json{{"model", o.model}, {"kind", o.kind}, {"format", o.format}, {"path", o.path}};
+            if (!s.images) add_output_details(out, o);
+            else if (o.objects >= 0) out["objects"] = o.objects;
             outputs.push_back(std::move(out));
         }
         slides.push_back(std::move(e));
