@@ -22,8 +22,10 @@ ConfigError::ConfigError(std::string file, std::string key, std::uint32_t line,
       line_(line),
       column_(column) {}
 
-SlideError::SlideError(std::string slide, const std::string& problem)
-    : Error(fmt::format("slide {}: {}", slide, problem)), slide_(std::move(slide)) {}
+SlideError::SlideError(std::string slide, const std::string& problem) : SlideError("slide", std::move(slide), problem) {}
+
+SlideError::SlideError(const char* noun, std::string slide, const std::string& problem)
+    : Error(fmt::format("{} {}: {}", noun, slide, problem)), slide_(std::move(slide)) {}
 
 ModelError::ModelError(std::string model, const std::string& problem)
     : Error(fmt::format("model '{}': {}", model, problem)), model_(std::move(model)) {}

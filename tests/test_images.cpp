@@ -322,6 +322,8 @@ BOOST_FIXTURE_TEST_CASE(bad_images_fail_alone_and_name_their_file, Fixture) {
                 BOOST_TEST_CONTEXT(e["path"].s) {
                     BOOST_TEST(e["status"].s == "failed");
                     BOOST_TEST(contains(e["error"].s, phrase), e["error"].s);
+                    if (name != "none/*.png")  // "image <path>: <problem>"
+                        BOOST_TEST(contains(e["error"].s, "image " + e["path"].s + ": "), e["error"].s);
                     BOOST_TEST(contains(r.output, e["error"].s));
                 }
             }

@@ -44,8 +44,19 @@ public:
     SlideError(std::string slide, const std::string& problem);
     const std::string& slide() const noexcept { return slide_; }
 
+protected:
+    // what() is "<noun> <path>: <problem>".
+    SlideError(const char* noun, std::string slide, const std::string& problem);
+
 private:
     std::string slide_;
+};
+
+// A problem with one image of input.images (unreadable, truncated, CMYK, 16-bit, ...): a
+// SlideError whose message says "image". Fails that image only.
+class ImageError : public SlideError {
+public:
+    ImageError(std::string image, const std::string& problem) : SlideError("image", std::move(image), problem) {}
 };
 
 // A problem with a model file or a model's behaviour (load failure, wrong output rank,

@@ -3,7 +3,7 @@
 // libpng and libjpeg report errors by longjmp. Each setjmp lives in a plain C-style function
 // (png_run, jpeg_run) whose state and buffers belong to its caller, so a jump skips no
 // destructor and no object it reads afterwards is a local modified after setjmp; the caller
-// turns the outcome into a SlideError once the library's frames are gone.
+// turns the outcome into an ImageError once the library's frames are gone.
 //
 // Thread safety: reentrant, no shared state (see decode.hpp).
 
@@ -45,13 +45,13 @@ constexpr int kMaxJpegScans = 1000;
 
 void check_size(const std::string& path, Format f, std::uint64_t w, std::uint64_t h) {
     const std::string size = fmt::format("the {} image is {} x {} pixels", to_string(f), w, h);
-    if (w == 0 || h == 0) throw SlideError(path, size + ": an empty image cannot be decoded");
+    if (w == 0 || h == 0) throw ImageError(path, size + ": an empty image cannot be decoded");
     if (w * h > kMaxPixels || w * h * 3 > kMaxRgbBytes)
-        throw SlideError(path, size + ": too large (the limit is 2^31 pixels and 4 GiB as RGB), refused");
+        throw ImageError(path, size + ": too large (the limit is 2^31 pixels and 4 GiB as RGB), refused");
 }
 
 [[noreturn]] void bad_depth(const std::string& path, int bits) {
-    throw SlideError(path, fmt::format("{}-bit images are not supported (8 bits per sample expected)", bits));
+    throw ImageError(path, fmt::format("{}-bit images are not supported (8 bits per sample expected)", bits));
 }
 
 struct FileClose { void operator()(std::FILE* f) const { std::fclose(f); } };
@@ -67,28 +67,28 @@ struct Opened {
 // like a patch cannot block the open; it is refused below as not a regular file.
 Opened open_image(const std::string& path) {
     const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-    if (fd < 0) throw SlideError(path, fmt::format("cannot open the image file: {}", std::strerror(errno)));
+    if (fd < 0) throw ImageError(path, fmt::format("cannot open the image file: {}", std::strerror(errno)));
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
         const bool dir = S_ISDIR(st.st_mode);
         ::close(fd);
-        throw SlideError(path, dir ? "is a directory, not an image file" : "not a regular file, not an image file");
+        throw ImageError(path, dir ? "is a directory, not an image file" : "not a regular file, not an image file");
     }
     Opened o;
     o.f.reset(::fdopen(fd, "rb"));
     if (!o.f) ::close(fd);
-    if (!o.f) throw SlideError(path, "cannot open the image file: out of memory");
+    if (!o.f) throw ImageError(path, "cannot open the image file: out of memory");
     o.size = std::fread(o.head, 1, sizeof o.head, o.f.get());
-    if (std::ferror(o.f.get())) throw SlideError(path, fmt::format("cannot read the image file: {}", std::strerror(errno)));
+    if (std::ferror(o.f.get())) throw ImageError(path, fmt::format("cannot read the image file: {}", std::strerror(errno)));
     auto starts = [&](const char* sig, std::size_t n) { return o.size >= n && std::memcmp(o.head, sig, n) == 0; };
     if (starts("\x89PNG\r\n\x1a\n", 8)) o.format = Format::png;
     else if (starts("\xff\xd8\xff", 3)) o.format = Format::jpeg;
     else if (starts("II*\0", 4) || starts("MM\0*", 4) || starts("II+\0", 4) || starts("MM\0+", 4)) o.format = Format::tiff;
-    else if (o.size == 0) throw SlideError(path, "empty file (0 bytes): not an image (supported formats: PNG, JPEG, TIFF)");
+    else if (o.size == 0) throw ImageError(path, "empty file (0 bytes): not an image (supported formats: PNG, JPEG, TIFF)");
     else {
         std::string hex;
         for (std::size_t i = 0; i < std::min<std::size_t>(o.size, 8); ++i) hex += fmt::format("{}{:02x}", i ? " " : "", o.head[i]);
-        throw SlideError(path, fmt::format("not a PNG, JPEG or TIFF image: the first bytes ({}) are none of their "
+        throw ImageError(path, fmt::format("not a PNG, JPEG or TIFF image: the first bytes ({}) are none of their "
                                            "signatures (supported formats: PNG, JPEG, TIFF)", hex));
     }
     std::rewind(o.f.get());
@@ -181,10 +181,10 @@ void png_decode(const std::string& path, Opened& o, Info& info, std::vector<std:
     st.f = o.f.get();
     st.png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &st, png_fail, [](png_structp, png_const_charp) {});
     if (st.png) st.info = png_create_info_struct(st.png);
-    if (!st.png || !st.info) throw SlideError(path, "libpng cannot start (out of memory?)");
+    if (!st.png || !st.info) throw ImageError(path, "libpng cannot start (out of memory?)");
     if (png_run(st, path, info, out)) return;
-    if (!std::feof(st.f)) throw SlideError(path, fmt::format("corrupt PNG data (libpng: {})", st.error));
-    throw SlideError(path, fmt::format("truncated PNG: the file ends before the image does (libpng: {})", st.error));
+    if (!std::feof(st.f)) throw ImageError(path, fmt::format("corrupt PNG data (libpng: {})", st.error));
+    throw ImageError(path, fmt::format("truncated PNG: the file ends before the image does (libpng: {})", st.error));
 }
 
 // ---- JPEG ----
@@ -232,9 +232,9 @@ bool jpeg_run(JpegRead& st, std::FILE* f, const std::string& path, Info& info, s
     jpeg_read_header(c, TRUE);  // TRUE: a tables-only stream is an error
     info.width = c->image_width, info.height = c->image_height, info.channels = c->num_components;
     if (c->jpeg_color_space == JCS_CMYK || c->jpeg_color_space == JCS_YCCK)
-        throw SlideError(path, "CMYK JPEG is not supported: convert it to RGB");
+        throw ImageError(path, "CMYK JPEG is not supported: convert it to RGB");
     if (c->num_components != 1 && c->num_components != 3)
-        throw SlideError(path, fmt::format("JPEG with {} components is not supported (1 or 3 expected)", c->num_components));
+        throw ImageError(path, fmt::format("JPEG with {} components is not supported (1 or 3 expected)", c->num_components));
     check_size(path, Format::jpeg, c->image_width, c->image_height);
     if (!out) return true;
     c->out_color_space = JCS_RGB;  // libjpeg-turbo replicates grey itself
@@ -252,11 +252,11 @@ void jpeg_decode(const std::string& path, Opened& o, Info& info, std::vector<std
     JpegRead st;
     if (jpeg_run(st, o.f.get(), path, info, out)) return;
     const auto& e = st.err;
-    if (e.code == -1) throw SlideError(path, fmt::format("JPEG with over {} progressive scans: refused", kMaxJpegScans));
+    if (e.code == -1) throw ImageError(path, fmt::format("JPEG with over {} progressive scans: refused", kMaxJpegScans));
     if (e.code == JERR_BAD_PRECISION) bad_depth(path, st.cinfo.data_precision);
     if (e.code == JWRN_JPEG_EOF || e.code == JERR_INPUT_EOF || e.code == JERR_INPUT_EMPTY)
-        throw SlideError(path, fmt::format("truncated JPEG: the file ends before the image does (libjpeg: {})", e.message));
-    throw SlideError(path, fmt::format("corrupt JPEG data (libjpeg: {})", e.message));
+        throw ImageError(path, fmt::format("truncated JPEG: the file ends before the image does (libjpeg: {})", e.message));
+    throw ImageError(path, fmt::format("corrupt JPEG data (libjpeg: {})", e.message));
 }
 
 // ---- TIFF ----
@@ -280,7 +280,7 @@ int tiff_warning(TIFF* tif, void* user, const char* module, const char* fmt, va_
 struct TiffClose { void operator()(TIFF* t) const { TIFFClose(t); } };
 
 [[noreturn]] void tiff_corrupt(const std::string& path, const std::string& e) {
-    throw SlideError(path, fmt::format("corrupt or truncated TIFF data (libtiff: {})", e.empty() ? "short read" : e));
+    throw ImageError(path, fmt::format("corrupt or truncated TIFF data (libtiff: {})", e.empty() ? "short read" : e));
 }
 
 // Plain 8-bit grey or RGB (+ alpha), interleaved, top row first: what patch exporters write,
@@ -293,7 +293,7 @@ void tiff_plain(TIFF* t, const std::string& path, const std::string& error, std:
     if (tiled) TIFFGetField(t, TIFFTAG_TILEWIDTH, &tw), TIFFGetField(t, TIFFTAG_TILELENGTH, &th);
     else TIFFGetFieldDefaulted(t, TIFFTAG_ROWSPERSTRIP, &th), th = std::min(th, h);
     if (tw == 0 || th == 0 || std::uint64_t(tw) * th > std::max<std::uint64_t>(std::uint64_t(w) * h, 1u << 24))
-        throw SlideError(path, fmt::format("TIFF {} of {} x {} pixels for a {} x {} image", tiled ? "tiles" : "strips", tw, th, w, h));
+        throw ImageError(path, fmt::format("TIFF {} of {} x {} pixels for a {} x {} image", tiled ? "tiles" : "strips", tw, th, w, h));
     std::vector<std::uint8_t> buf(std::size_t(tw) * th * spp);
     for (std::uint32_t y0 = 0; y0 < h; y0 += th) {
         const std::uint32_t rows = std::min(th, h - y0);
@@ -317,7 +317,7 @@ void tiff_decode(const std::string& path, Info& info, std::vector<std::uint8_t>*
     // "m": read(), not mmap(): a file truncated while mapped would raise SIGBUS.
     std::unique_ptr<TIFF, TiffClose> tif(TIFFOpenExt(path.c_str(), "rm", opts));
     TIFFOpenOptionsFree(opts);
-    if (!tif) throw SlideError(path, fmt::format("not a readable TIFF (libtiff: {})", error));
+    if (!tif) throw ImageError(path, fmt::format("not a readable TIFF (libtiff: {})", error));
     TIFF* t = tif.get();
     std::uint32_t w = 0, h = 0;
     std::uint16_t spp = 1, bits = 1, format = 1, photometric = PHOTOMETRIC_MINISBLACK, orientation = 1, planar = 1;
@@ -332,16 +332,16 @@ void tiff_decode(const std::string& path, Info& info, std::vector<std::uint8_t>*
     if (format != SAMPLEFORMAT_UINT) {
         const char* what = format == SAMPLEFORMAT_IEEEFP ? "floating-point"
                            : format == SAMPLEFORMAT_INT  ? "signed integer" : "complex or untyped";
-        throw SlideError(path, fmt::format("TIFF with {} samples is not supported (8-bit unsigned integers expected)", what));
+        throw ImageError(path, fmt::format("TIFF with {} samples is not supported (8-bit unsigned integers expected)", what));
     }
     if (bits != 8) bad_depth(path, bits);
     if (spp < 1 || spp > 4)
-        throw SlideError(path, fmt::format("TIFF with {} samples per pixel is not supported (1 to 4 expected)", spp));
+        throw ImageError(path, fmt::format("TIFF with {} samples per pixel is not supported (1 to 4 expected)", spp));
     check_size(path, Format::tiff, w, h);
     if (!TIFFIsCODECConfigured(compression))
-        throw SlideError(path, fmt::format("TIFF compression scheme {} is not supported (libtiff has no codec for it)", compression));
+        throw ImageError(path, fmt::format("TIFF compression scheme {} is not supported (libtiff has no codec for it)", compression));
     char emsg[1024] = "";
-    if (!TIFFRGBAImageOK(t, emsg)) throw SlideError(path, fmt::format("TIFF colour model not supported (libtiff: {})", emsg));
+    if (!TIFFRGBAImageOK(t, emsg)) throw ImageError(path, fmt::format("TIFF colour model not supported (libtiff: {})", emsg));
     if (!out) return;
     error.clear();  // what reading the directory reported did not stop it
     out->resize(std::size_t(w) * h * 3);
@@ -356,7 +356,7 @@ void tiff_decode(const std::string& path, Info& info, std::vector<std::uint8_t>*
     // libtiff's RGBA interface, which premultiplies colour by unassociated alpha but hands
     // grey + alpha over as stored. An extra sample that is not alpha (img.alpha 0) is ignored.
     TIFFRGBAImage img;
-    if (!TIFFRGBAImageBegin(&img, t, 1, emsg)) throw SlideError(path, fmt::format("TIFF cannot be read (libtiff: {})", emsg));
+    if (!TIFFRGBAImageBegin(&img, t, 1, emsg)) throw ImageError(path, fmt::format("TIFF cannot be read (libtiff: {})", emsg));
     const std::unique_ptr<TIFFRGBAImage, void (*)(TIFFRGBAImage*)> end(&img, TIFFRGBAImageEnd);
     img.req_orientation = ORIENTATION_TOPLEFT;
     const bool grey = photometric == PHOTOMETRIC_MINISBLACK || photometric == PHOTOMETRIC_MINISWHITE;

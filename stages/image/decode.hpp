@@ -1,9 +1,10 @@
 // Single image files (PNG, JPEG, TIFF), as other tools export patches into a directory: the
 // header alone, or the whole image as 8-bit RGB, for the read stage. The format is told by
 // the file's first bytes, not its name (exports are often misnamed). What cannot become exact
-// 8-bit RGB (16-bit samples, CMYK JPEG, float TIFF, truncated data) is refused with a
-// SlideError naming the file and the problem rather than decoded to something approximate:
-// a patch that silently turned grey would be classified as if it were tissue.
+// 8-bit RGB (16-bit samples, CMYK JPEG, float TIFF, truncated data) is refused with an
+// ImageError (a SlideError saying "image") naming the file and the problem, rather than
+// decoded to something approximate: a patch that silently turned grey would be classified
+// as if it were tissue.
 //
 // Thread safety: both functions are reentrant; each call owns its libpng / libjpeg / libtiff
 // state and routes the libraries' messages to its own buffers. No shared state.
@@ -31,7 +32,7 @@ struct Info {
 
 // Header only (no pixel decode), with the same refusals as decode_rgb as far as the header
 // tells: a caller can screen a directory of patches before the pipeline starts.
-// Throws SlideError(path, problem).
+// Throws ImageError(path, problem).
 Info read_info(const std::string& path);
 
 // The whole image as interleaved 8-bit RGB, width*height*3 bytes, row-major, top row first.
@@ -43,7 +44,7 @@ Info read_info(const std::string& path);
 // or signed samples, over 4 samples per pixel or a compression libtiff lacks, empty images,
 // images over 2^31 pixels or 4 GiB of RGB, progressive JPEGs of over 1000 scans, and
 // truncated or corrupt data (a libjpeg warning counts as corrupt, in TIFF too).
-// Throws SlideError(path, problem); `info`, when given, is filled as far as the header was read.
+// Throws ImageError(path, problem); `info`, when given, is filled as far as the header was read.
 std::vector<std::uint8_t> decode_rgb(const std::string& path, Info* info = nullptr);
 
 }  // namespace flowinfer::image

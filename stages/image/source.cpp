@@ -16,13 +16,13 @@ const std::vector<std::uint8_t>& Source::pixels() const {
             if (rgb_.size() != static_cast<std::size_t>(info_.width * info_.height * 3))
                 error_ = "the decoded image differs in size from its header";
         } catch (const SlideError& e) {
-            // SlideError's message starts with the path, which the rethrow adds again.
-            const std::string prefix = "slide " + path_ + ": ";
+            // ImageError's message starts with the path, which the rethrow adds again.
+            const std::string prefix = "image " + path_ + ": ";
             const std::string what = e.what();
             error_ = what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what;
         }
     });
-    if (!error_.empty()) throw SlideError(path_, error_);
+    if (!error_.empty()) throw ImageError(path_, error_);
     return rgb_;
 }
 

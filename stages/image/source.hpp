@@ -18,7 +18,7 @@ namespace flowinfer::image {
 
 class Source {
 public:
-    // Reads the header. Throws SlideError (missing, unreadable, not an image, 0 x 0, 16-bit).
+    // Reads the header. Throws ImageError (missing, unreadable, not an image, 0 x 0, 16-bit).
     explicit Source(std::string path);
 
     const std::string& path() const { return path_; }
@@ -27,7 +27,7 @@ public:
     std::int64_t height() const { return info_.height; }
 
     // w x h RGB pixels at (x, y), white outside the image (a smaller image is padded as a
-    // slide's edge is). Throws SlideError when the file cannot be decoded.
+    // slide's edge is). Throws ImageError when the file cannot be decoded.
     void read(std::int64_t x, std::int64_t y, std::int64_t w, std::int64_t h, std::uint8_t* rgb) const;
 
 private:
